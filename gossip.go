@@ -1,0 +1,580 @@
+package gossip
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gossip-dev/gossip/codec"
+)
+
+// Errors returned by this package. Test for them with errors.Is.
+var (
+	// ErrAlreadyRunning is returned by Run when the node is already running
+	// or has run before: a Seed or Peer runs at most once.
+	ErrAlreadyRunning = errors.New("gossip: Run called twice")
+	// ErrStopped is returned by calls made after Run has returned.
+	ErrStopped = errors.New("gossip: node stopped")
+	// ErrNoSeeds is returned when a peer is given no seed addresses.
+	ErrNoSeeds = errors.New("gossip: no seed addresses")
+	// ErrPayloadTooLarge is returned by Broadcast for a payload over the
+	// WithMaxPayload limit.
+	ErrPayloadTooLarge = errors.New("gossip: payload too large")
+	// ErrNoNeighbors is returned by Broadcast when the peer has no
+	// neighbour to send to yet.
+	ErrNoNeighbors = errors.New("gossip: no neighbours")
+	// ErrNoMajority is wrapped by errors and events reporting that a peer
+	// could not register with a majority of the seeds.
+	ErrNoMajority = errors.New("gossip: no majority of seeds reachable")
+	// ErrBadConfig is wrapped by every error about a seed list; see
+	// ConfigError.
+	ErrBadConfig = errors.New("gossip: bad configuration")
+	// ErrBadOption is wrapped by errors from options given invalid values.
+	ErrBadOption = errors.New("gossip: invalid option")
+)
+
+// JoinError is returned by Peer.Run when WithJoinTimeout expires before a
+// majority of the seeds accepted the peer's registration.
+type JoinError struct {
+	// Need is the number of seeds that had to accept (⌊n/2⌋+1).
+	Need int
+	// Registered lists the seeds that did accept.
+	Registered []string
+	// Failed lists the seeds that did not answer or refused.
+	Failed []string
+}
+
+func (e *JoinError) Error() string {
+	return fmt.Sprintf("gossip: join: %d of %d needed seeds accepted (registered %v, failed %v)",
+		len(e.Registered), e.Need, e.Registered, e.Failed)
+}
+
+// Unwrap makes errors.Is(err, ErrNoMajority) true for a JoinError.
+func (e *JoinError) Unwrap() error { return ErrNoMajority }
+
+// EventKind says what an Event reports. The zero value is invalid.
+type EventKind uint8
+
+// Event kinds. Peer events come from a Peer, seed events from a Seed.
+const (
+	// EventRegistered (peer): a seed accepted the registration. Addr is
+	// the seed.
+	EventRegistered EventKind = iota + 1
+	// EventJoined (peer): a majority of the seeds accepted. Peers lists
+	// the seeds registered with.
+	EventJoined
+	// EventRegisterFailed (peer): a registration round ended without a
+	// majority; the peer retries with backoff. Err wraps ErrNoMajority.
+	EventRegisterFailed
+	// EventPeerList (peer): a seed sent its peer list. Addr is the seed,
+	// Peers the list.
+	EventPeerList
+	// EventNeighborUp (peer): a neighbour link was established. Addr is the
+	// neighbour; Reason is "outbound" or "inbound".
+	EventNeighborUp
+	// EventNeighborDown (peer): a neighbour link ended. Addr is the
+	// neighbour; Reason says why ("dead", "left", "disconnected").
+	EventNeighborDown
+	// EventMessage (peer): a gossip message was received for the first
+	// time and delivered. Origin is the peer that created it, From the
+	// neighbour that relayed it, Seq its sequence number at the origin,
+	// Stamp the origin's timestamp, Hops the number of links it crossed,
+	// Payload its content.
+	EventMessage
+	// EventOriginated (peer): this peer created and sent a gossip message.
+	// Seq, Stamp and Payload describe it; Peers lists the neighbours it was
+	// sent to.
+	EventOriginated
+	// EventDeadReportSent (peer): a neighbour missed too many liveness
+	// checks and was reported dead. Addr is the dead node, Stamp the
+	// report's timestamp, Peers the seeds it was sent to.
+	EventDeadReportSent
+	// EventPeerRegistered (seed): a peer registered for the first time.
+	// Addr is the peer; Peers is the peer list after the change.
+	EventPeerRegistered
+	// EventPeerListServed (seed): a peer was sent the peer list. Addr is
+	// the peer.
+	EventPeerListServed
+	// EventDeadReportReceived (seed): a dead-node report arrived. Addr is
+	// the reported node, From the reporter, Stamp the report's timestamp.
+	// The seed then probes Addr itself before removing anything.
+	EventDeadReportReceived
+	// EventDeadReportRefuted (seed): the reported node answered the seed's
+	// probe and is kept. Addr is the node, Peers the reporters.
+	EventDeadReportRefuted
+	// EventPeerRemoved (seed): a peer was removed from the peer list.
+	// Addr is the peer, Reason why ("dead" after failed probes, "left"),
+	// Peers the peer list after the change.
+	EventPeerRemoved
+)
+
+var eventNames = [...]string{
+	EventRegistered:         "registered",
+	EventJoined:             "joined",
+	EventRegisterFailed:     "register-failed",
+	EventPeerList:           "peer-list",
+	EventNeighborUp:         "neighbor-up",
+	EventNeighborDown:       "neighbor-down",
+	EventMessage:            "message",
+	EventOriginated:         "originated",
+	EventDeadReportSent:     "dead-report-sent",
+	EventPeerRegistered:     "peer-registered",
+	EventPeerListServed:     "peer-list-served",
+	EventDeadReportReceived: "dead-report-received",
+	EventDeadReportRefuted:  "dead-report-refuted",
+	EventPeerRemoved:        "peer-removed",
+}
+
+// String returns a short lower-case name such as "message".
+func (k EventKind) String() string {
+	if int(k) < len(eventNames) && eventNames[k] != "" {
+		return eventNames[k]
+	}
+	return "EventKind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Event reports something a node did or observed. Which fields are set
+// depends on Kind (see the EventKind constants). An Event is a copy: the
+// handler owns it, including Payload and Peers.
+type Event struct {
+	Kind EventKind
+	// Time is the local time at which the node acted.
+	Time time.Time
+	// Node is the address of the node that emits the event.
+	Node string
+	// Addr is the subject: a seed, a neighbour, a registered or dead peer.
+	Addr string
+	// From is the node a message came from: the relaying neighbour of a
+	// gossip message, the reporter of a dead-node report.
+	From string
+	// Origin is the peer that created a gossip message.
+	Origin string
+	// Seq is a gossip message's sequence number at its origin.
+	Seq uint64
+	// Hops is the number of links a gossip message crossed to get here.
+	Hops int
+	// Stamp is the timestamp a message carries: a gossip message's origin
+	// time or a dead-node report's time.
+	Stamp time.Time
+	// Payload is a gossip message's content.
+	Payload []byte
+	// Peers is a list of addresses (see the kind).
+	Peers []string
+	// Reason explains a link or membership change.
+	Reason string
+	// Err is set on failure events.
+	Err error
+}
+
+// String renders the event as one human-readable line without the local
+// time. Messages and dead-node reports use the protocol's text formats, for
+// example "1764081234.125:127.0.0.1:7001:3 from 127.0.0.1:7004" and
+// "Dead Node:127.0.0.1:7002:1764081234.125:127.0.0.1:7001".
+func (e Event) String() string {
+	switch e.Kind {
+	case EventRegistered:
+		return "registered with seed " + e.Addr
+	case EventJoined:
+		return fmt.Sprintf("joined: registered with %d seeds %v", len(e.Peers), e.Peers)
+	case EventRegisterFailed:
+		return fmt.Sprintf("registration failed, retrying: %v", e.Err)
+	case EventPeerList:
+		return fmt.Sprintf("peer list from seed %s: %v", e.Addr, e.Peers)
+	case EventNeighborUp:
+		return fmt.Sprintf("neighbour connected: %s (%s)", e.Addr, e.Reason)
+	case EventNeighborDown:
+		return fmt.Sprintf("neighbour lost: %s (%s)", e.Addr, e.Reason)
+	case EventMessage:
+		return fmt.Sprintf("%s from %s", printable(e.Payload), e.From)
+	case EventOriginated:
+		return fmt.Sprintf("originated %s to %d neighbours", printable(e.Payload), len(e.Peers))
+	case EventDeadReportSent:
+		return fmt.Sprintf("%s sent to seeds %v", DeadNodeLine(e.Addr, e.Stamp, e.Node), e.Peers)
+	case EventPeerRegistered:
+		return fmt.Sprintf("registered peer %s; peer list %v", e.Addr, e.Peers)
+	case EventPeerListServed:
+		return "sent peer list to " + e.Addr
+	case EventDeadReportReceived:
+		return fmt.Sprintf("%s received from %s; probing", DeadNodeLine(e.Addr, e.Stamp, e.From), e.From)
+	case EventDeadReportRefuted:
+		return fmt.Sprintf("dead-node report about %s refuted: it answered the probe (reporters %v)", e.Addr, e.Peers)
+	case EventPeerRemoved:
+		return fmt.Sprintf("removed peer %s (%s); peer list %v", e.Addr, e.Reason, e.Peers)
+	}
+	return e.Kind.String()
+}
+
+// printable returns p as text when it is valid UTF-8 without control
+// characters, and quoted otherwise.
+func printable(p []byte) string {
+	if utf8.Valid(p) && !strings.ContainsFunc(string(p), func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return string(p)
+	}
+	return strconv.Quote(string(p))
+}
+
+// FormatStamp renders t as Unix seconds with millisecond precision, the
+// colon-free timestamp used in the protocol's text formats.
+func FormatStamp(t time.Time) string {
+	return strconv.FormatFloat(float64(t.UnixMilli())/1000, 'f', 3, 64)
+}
+
+// DeadNodeLine renders the protocol's dead-node report line
+// "Dead Node:<IP>:<Port>:<timestamp>:<reporter>" for the dead node's
+// host:port address.
+func DeadNodeLine(dead string, stamp time.Time, reporter string) string {
+	return "Dead Node:" + dead + ":" + FormatStamp(stamp) + ":" + reporter
+}
+
+// SpecMessage returns the protocol's default gossip text
+// "<timestamp>:<IP>:<Port>:<Msg#>" for the peer at host:port addr.
+func SpecMessage(now time.Time, addr string, seq int) []byte {
+	return []byte(FormatStamp(now) + ":" + addr + ":" + strconv.Itoa(seq))
+}
+
+// Option configures a Seed or a Peer. Options are applied in order, later
+// ones overriding earlier ones; a nil Option is skipped. Options that only
+// concern the other role are accepted and ignored, so one option list can
+// serve both.
+type Option func(*config) error
+
+type config struct {
+	logger  *slog.Logger
+	codec   codec.Codec
+	onEvent func(Event)
+	seed    uint64
+	seeded  bool
+
+	// peer
+	messages         int
+	gossipInterval   time.Duration
+	livenessInterval time.Duration
+	maxMisses        int
+	minDegree        int
+	maxDegree        int
+	degreeExponent   float64
+	registerTimeout  time.Duration
+	retryMin         time.Duration
+	retryMax         time.Duration
+	joinTimeout      time.Duration
+	connectTimeout   time.Duration
+	maintainInterval time.Duration
+	refreshInterval  time.Duration
+	seenSize         int
+	seenTTL          time.Duration
+	maxPayload       int
+	maxHops          int
+	messageFunc      func(now time.Time, addr string, seq int) []byte
+
+	// seed
+	probeTimeout  time.Duration
+	probeAttempts int
+	peerListLimit int
+	maxPeers      int
+}
+
+// Defaults. Each With* option documents the one it overrides.
+const (
+	DefaultMessages         = 10
+	DefaultGossipInterval   = 5 * time.Second
+	DefaultLivenessInterval = 13 * time.Second
+	DefaultMaxMisses        = 3
+	DefaultMinDegree        = 2
+	DefaultMaxDegree        = 32
+	DefaultDegreeExponent   = 2.5
+	DefaultRegisterTimeout  = 2 * time.Second
+	DefaultRetryMin         = 1 * time.Second
+	DefaultRetryMax         = 30 * time.Second
+	DefaultConnectTimeout   = 2 * time.Second
+	DefaultMaintainInterval = 10 * time.Second
+	DefaultRefreshInterval  = 60 * time.Second
+	DefaultSeenSize         = 100_000
+	DefaultSeenTTL          = 10 * time.Minute
+	DefaultMaxPayload       = 64 << 10
+	DefaultMaxHops          = 64
+	DefaultProbeTimeout     = 2 * time.Second
+	DefaultProbeAttempts    = 3
+	DefaultPeerListLimit    = 512
+	DefaultMaxPeers         = 100_000
+)
+
+func newConfig(opts []Option) (*config, error) {
+	c := &config{
+		logger:           slog.Default().With("component", "gossip"),
+		codec:            codec.Msgpack(),
+		messages:         DefaultMessages,
+		gossipInterval:   DefaultGossipInterval,
+		livenessInterval: DefaultLivenessInterval,
+		maxMisses:        DefaultMaxMisses,
+		minDegree:        DefaultMinDegree,
+		maxDegree:        DefaultMaxDegree,
+		degreeExponent:   DefaultDegreeExponent,
+		registerTimeout:  DefaultRegisterTimeout,
+		retryMin:         DefaultRetryMin,
+		retryMax:         DefaultRetryMax,
+		connectTimeout:   DefaultConnectTimeout,
+		maintainInterval: DefaultMaintainInterval,
+		refreshInterval:  DefaultRefreshInterval,
+		seenSize:         DefaultSeenSize,
+		seenTTL:          DefaultSeenTTL,
+		maxPayload:       DefaultMaxPayload,
+		maxHops:          DefaultMaxHops,
+		messageFunc:      SpecMessage,
+		probeTimeout:     DefaultProbeTimeout,
+		probeAttempts:    DefaultProbeAttempts,
+		peerListLimit:    DefaultPeerListLimit,
+		maxPeers:         DefaultMaxPeers,
+	}
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o(c); err != nil {
+			return nil, err
+		}
+	}
+	if c.minDegree > c.maxDegree {
+		return nil, fmt.Errorf("%w: min degree %d above max degree %d", ErrBadOption, c.minDegree, c.maxDegree)
+	}
+	if c.retryMin > c.retryMax {
+		return nil, fmt.Errorf("%w: retry backoff min %v above max %v", ErrBadOption, c.retryMin, c.retryMax)
+	}
+	return c, nil
+}
+
+func durationOpt(name string, d time.Duration, set func(*config, time.Duration)) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: %s must be positive, got %v", ErrBadOption, name, d)
+		}
+		set(c, d)
+		return nil
+	}
+}
+
+func intOpt(name string, n, min int, set func(*config, int)) Option {
+	return func(c *config) error {
+		if n < min {
+			return fmt.Errorf("%w: %s must be at least %d, got %d", ErrBadOption, name, min, n)
+		}
+		set(c, n)
+		return nil
+	}
+}
+
+// WithLogger sets the structured logger. Default:
+// slog.Default().With("component", "gossip"). Per-message chatter is logged
+// at Debug, degraded conditions at Warn.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return fmt.Errorf("%w: nil logger", ErrBadOption)
+		}
+		c.logger = l
+		return nil
+	}
+}
+
+// WithCodec sets the wire codec. Default: codec.Msgpack(). Every node of a
+// network must use the same codec.
+func WithCodec(cd codec.Codec) Option {
+	return func(c *config) error {
+		if cd == nil {
+			return fmt.Errorf("%w: nil codec", ErrBadOption)
+		}
+		c.codec = cd
+		return nil
+	}
+}
+
+// WithEventHandler sets fn to receive the node's events. fn runs on one
+// dedicated goroutine, in order, never concurrently with itself, never under
+// a lock and never on the protocol loop: a slow fn delays later events, not
+// the protocol. Events queued when Run stops are still delivered before Run
+// returns. Default: no handler.
+func WithEventHandler(fn func(Event)) Option {
+	return func(c *config) error {
+		c.onEvent = fn
+		return nil
+	}
+}
+
+// WithRandSeed makes the node's random choices (seed order, neighbour
+// choice, degree targets) reproducible for a given order of inputs.
+// Default: a random seed.
+func WithRandSeed(seed uint64) Option {
+	return func(c *config) error {
+		c.seed, c.seeded = seed, true
+		return nil
+	}
+}
+
+// WithMessages sets how many spec gossip messages a peer originates, one per
+// gossip interval once it has neighbours (default 10; 0 leaves only
+// Broadcast).
+func WithMessages(n int) Option {
+	return intOpt("messages", n, 0, func(c *config, v int) { c.messages = v })
+}
+
+// WithMessageFunc sets how a peer builds the text of its seq-th spec
+// message (seq counts from 1). Default: SpecMessage,
+// "<timestamp>:<IP>:<Port>:<Msg#>".
+func WithMessageFunc(fn func(now time.Time, addr string, seq int) []byte) Option {
+	return func(c *config) error {
+		if fn == nil {
+			return fmt.Errorf("%w: nil message func", ErrBadOption)
+		}
+		c.messageFunc = fn
+		return nil
+	}
+}
+
+// WithGossipInterval sets the period between a peer's spec messages
+// (default 5s).
+func WithGossipInterval(d time.Duration) Option {
+	return durationOpt("gossip interval", d, func(c *config, v time.Duration) { c.gossipInterval = v })
+}
+
+// WithLivenessInterval sets the period of liveness requests to each
+// neighbour (default 13s).
+func WithLivenessInterval(d time.Duration) Option {
+	return durationOpt("liveness interval", d, func(c *config, v time.Duration) { c.livenessInterval = v })
+}
+
+// WithMaxMisses sets how many consecutive unanswered liveness requests make
+// a neighbour dead (default 3).
+func WithMaxMisses(n int) Option {
+	return intOpt("max misses", n, 1, func(c *config, v int) { c.maxMisses = v })
+}
+
+// WithMinDegree sets the number of neighbours a peer keeps at least, while
+// enough peers are known (default 2, so that no single failure isolates a
+// peer).
+func WithMinDegree(n int) Option {
+	return intOpt("min degree", n, 1, func(c *config, v int) { c.minDegree = v })
+}
+
+// WithMaxDegree caps a peer's neighbours, inbound and outbound together
+// (default 32). A peer at the cap refuses new neighbours.
+func WithMaxDegree(n int) Option {
+	return intOpt("max degree", n, 1, func(c *config, v int) { c.maxDegree = v })
+}
+
+// WithDegreeExponent sets γ of the power law P(k) ∝ k^-γ from which a peer
+// draws how many neighbours it dials, between the min and max degree
+// (default 2.5). Larger values make high targets rarer.
+func WithDegreeExponent(g float64) Option {
+	return func(c *config) error {
+		if !(g >= 1 && g <= 10) {
+			return fmt.Errorf("%w: degree exponent must be in [1, 10], got %v", ErrBadOption, g)
+		}
+		c.degreeExponent = g
+		return nil
+	}
+}
+
+// WithRegisterTimeout sets how long a peer waits for a seed to accept its
+// registration before trying another seed (default 2s).
+func WithRegisterTimeout(d time.Duration) Option {
+	return durationOpt("register timeout", d, func(c *config, v time.Duration) { c.registerTimeout = v })
+}
+
+// WithRetryBackoff sets the backoff between registration rounds that found
+// no majority: it starts at min and doubles up to max (default 1s to 30s).
+func WithRetryBackoff(min, max time.Duration) Option {
+	return func(c *config) error {
+		if min <= 0 || max <= 0 {
+			return fmt.Errorf("%w: retry backoff must be positive, got %v..%v", ErrBadOption, min, max)
+		}
+		c.retryMin, c.retryMax = min, max
+		return nil
+	}
+}
+
+// WithJoinTimeout makes Peer.Run fail with a *JoinError when no majority of
+// the seeds has accepted the peer within d. Default 0: retry forever,
+// reporting each failed round with an EventRegisterFailed event and a
+// warning.
+func WithJoinTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("%w: join timeout must not be negative, got %v", ErrBadOption, d)
+		}
+		c.joinTimeout = d
+		return nil
+	}
+}
+
+// WithConnectTimeout sets how long a peer waits for a chosen neighbour to
+// accept the link before choosing another (default 2s).
+func WithConnectTimeout(d time.Duration) Option {
+	return durationOpt("connect timeout", d, func(c *config, v time.Duration) { c.connectTimeout = v })
+}
+
+// WithMaintainInterval sets how often a peer with fewer than the minimum
+// neighbours asks its seeds for a fresh peer list (default 10s).
+func WithMaintainInterval(d time.Duration) Option {
+	return durationOpt("maintain interval", d, func(c *config, v time.Duration) { c.maintainInterval = v })
+}
+
+// WithRefreshInterval sets how often a peer renews its registrations, so
+// that a seed that lost its list learns it again (default 60s).
+func WithRefreshInterval(d time.Duration) Option {
+	return durationOpt("refresh interval", d, func(c *config, v time.Duration) { c.refreshInterval = v })
+}
+
+// WithSeenSet bounds the set of seen message hashes: at most size entries,
+// each kept for ttl (default 100000 entries, 10 minutes). A message older
+// than ttl that arrives again is treated as new, so ttl should exceed the
+// time a message takes to cross the network.
+func WithSeenSet(size int, ttl time.Duration) Option {
+	return func(c *config) error {
+		if size < 1 || ttl <= 0 {
+			return fmt.Errorf("%w: seen set needs size >= 1 and ttl > 0, got %d, %v", ErrBadOption, size, ttl)
+		}
+		c.seenSize, c.seenTTL = size, ttl
+		return nil
+	}
+}
+
+// WithMaxPayload caps the payload of a gossip message, originated or
+// relayed (default 64 KiB).
+func WithMaxPayload(n int) Option {
+	return intOpt("max payload", n, 1, func(c *config, v int) { c.maxPayload = v })
+}
+
+// WithMaxHops sets how many links a gossip message may cross; a message
+// arriving with more is dropped (default 64).
+func WithMaxHops(n int) Option {
+	return intOpt("max hops", n, 1, func(c *config, v int) { c.maxHops = v })
+}
+
+// WithProbe sets how a seed checks a peer reported dead: it sends up to
+// attempts liveness requests, each answered within timeout or counted as
+// missed, and removes the peer only if none is answered (default 3 attempts
+// of 2s).
+func WithProbe(attempts int, timeout time.Duration) Option {
+	return func(c *config) error {
+		if attempts < 1 || timeout <= 0 {
+			return fmt.Errorf("%w: probe needs attempts >= 1 and timeout > 0, got %d, %v", ErrBadOption, attempts, timeout)
+		}
+		c.probeAttempts, c.probeTimeout = attempts, timeout
+		return nil
+	}
+}
+
+// WithPeerListLimit caps how many peers a seed returns in one peer list; a
+// longer list is sampled at random (default 512).
+func WithPeerListLimit(n int) Option {
+	return intOpt("peer list limit", n, 1, func(c *config, v int) { c.peerListLimit = v })
+}
+
+// WithMaxPeers caps how many peers a seed keeps registered; further
+// registrations are refused (default 100000).
+func WithMaxPeers(n int) Option {
+	return intOpt("max peers", n, 1, func(c *config, v int) { c.maxPeers = v })
+}

@@ -1,0 +1,252 @@
+package gossip
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/gossip-dev/gossip/transport"
+)
+
+// outbound is one message the state machine asks the shell to send.
+type outbound struct {
+	to  string
+	msg *wireMsg
+}
+
+// effects is what one step of a state machine asks the shell to do.
+type effects struct {
+	sends  []outbound
+	events []Event
+	fatal  error // non-nil ends Run with this error
+}
+
+func (fx *effects) send(to string, m *wireMsg) {
+	m.V = wireVersion
+	fx.sends = append(fx.sends, outbound{to, m})
+}
+
+// machine is the pure protocol core of a Seed or Peer. It does no I/O,
+// starts no goroutines and never reads the clock: the shell passes now.
+type machine interface {
+	start(now time.Time)
+	receive(from string, m *wireMsg, now time.Time)
+	tick(now time.Time)
+	// next returns when tick must run next; the zero time means never.
+	next() time.Time
+	stop(now time.Time)
+	effects() *effects
+}
+
+// node is the I/O shell shared by Seed and Peer: it owns the transport
+// reads, the timer, the codec, and the event dispatcher, and runs the
+// machine on a single goroutine.
+type node struct {
+	cfg      *config
+	tr       transport.Transport
+	m        machine
+	log      *slog.Logger
+	requests chan func(now time.Time)
+	started  atomic.Bool
+	done     chan struct{} // closed when the loop has exited
+	stats    nodeStats
+}
+
+type nodeStats struct {
+	framesIn, framesOut, badFrames, sendErrors atomic.Uint64
+}
+
+func newRand(cfg *config) *rand.Rand {
+	if cfg.seeded {
+		return rand.New(rand.NewPCG(cfg.seed, cfg.seed^0x9e3779b97f4a7c15))
+	}
+	return rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+}
+
+func newNode(tr transport.Transport, cfg *config, m machine) *node {
+	return &node{
+		cfg:      cfg,
+		tr:       tr,
+		m:        m,
+		log:      cfg.logger.With("node", tr.Addr()),
+		requests: make(chan func(time.Time)),
+		done:     make(chan struct{}),
+	}
+}
+
+// run is Seed.Run and Peer.Run.
+func (n *node) run(ctx context.Context) error {
+	if !n.started.CompareAndSwap(false, true) {
+		return ErrAlreadyRunning
+	}
+	d := newDispatcher(n.cfg.onEvent)
+	var g errgroup.Group
+	g.Go(func() error { d.run(); return nil })
+	g.Go(func() error {
+		defer d.close()
+		defer close(n.done)
+		return n.loop(ctx, d)
+	})
+	return g.Wait()
+}
+
+// do runs fn on the loop goroutine and waits for it. It returns ErrStopped
+// once the loop has exited and ctx.Err() if ctx ends first.
+func (n *node) do(ctx context.Context, fn func(now time.Time)) error {
+	done := make(chan struct{})
+	req := func(now time.Time) { fn(now); close(done) }
+	select {
+	case n.requests <- req:
+	case <-n.done:
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-n.done:
+		return ErrStopped
+	}
+}
+
+func (n *node) loop(ctx context.Context, d *dispatcher) error {
+	n.m.start(time.Now())
+	if err := n.flush(ctx, d); err != nil {
+		return err
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		n.arm(timer)
+		select {
+		case <-ctx.Done():
+			// Leave gracefully: the sends are queued on the transport,
+			// which does not wait on the network.
+			n.m.stop(time.Now())
+			_ = n.flush(context.WithoutCancel(ctx), d)
+			return nil
+		case pkt := <-n.tr.Packets():
+			n.stats.framesIn.Add(1)
+			var msg wireMsg
+			if err := n.cfg.codec.Unmarshal(pkt.Payload, &msg); err != nil {
+				n.stats.badFrames.Add(1)
+				n.log.LogAttrs(ctx, slog.LevelDebug, "dropping undecodable frame",
+					slog.String("from", pkt.From), slog.Any("err", err))
+				continue
+			}
+			if err := msg.validate(n.cfg.maxPayload); err != nil {
+				n.stats.badFrames.Add(1)
+				n.log.LogAttrs(ctx, slog.LevelDebug, "dropping invalid message",
+					slog.String("from", pkt.From), slog.Any("err", err))
+				continue
+			}
+			n.m.receive(pkt.From, &msg, time.Now())
+		case <-timer.C:
+			n.m.tick(time.Now())
+		case req := <-n.requests:
+			req(time.Now())
+		}
+		if err := n.flush(ctx, d); err != nil {
+			return err
+		}
+	}
+}
+
+// arm sets timer to fire at the machine's next deadline.
+func (n *node) arm(t *time.Timer) {
+	next := n.m.next()
+	if next.IsZero() {
+		t.Stop()
+		return
+	}
+	t.Reset(max(time.Until(next), 0))
+}
+
+// flush carries out the machine's pending effects.
+func (n *node) flush(ctx context.Context, d *dispatcher) error {
+	fx := n.m.effects()
+	for _, o := range fx.sends {
+		frame, err := n.cfg.codec.Marshal(o.msg)
+		if err == nil {
+			err = n.tr.Send(ctx, o.to, frame)
+		}
+		if err != nil {
+			n.stats.sendErrors.Add(1)
+			n.log.LogAttrs(ctx, slog.LevelDebug, "send failed",
+				slog.String("to", o.to), slog.String("kind", o.msg.K.String()), slog.Any("err", err))
+			continue
+		}
+		n.stats.framesOut.Add(1)
+	}
+	clear(fx.sends)
+	fx.sends = fx.sends[:0]
+	if len(fx.events) > 0 {
+		d.push(fx.events)
+		fx.events = nil
+	}
+	err := fx.fatal
+	fx.fatal = nil
+	return err
+}
+
+// dispatcher delivers events to the user's handler on its own goroutine,
+// in order, through an unbounded FIFO so the protocol never waits for it.
+type dispatcher struct {
+	fn     func(Event)
+	mu     sync.Mutex
+	queue  []Event
+	closed bool
+	wake   chan struct{} // capacity 1: "the queue may be non-empty"
+}
+
+func newDispatcher(fn func(Event)) *dispatcher {
+	return &dispatcher{fn: fn, wake: make(chan struct{}, 1)}
+}
+
+func (d *dispatcher) push(evs []Event) {
+	if d.fn == nil {
+		return
+	}
+	d.mu.Lock()
+	d.queue = append(d.queue, evs...)
+	d.mu.Unlock()
+	d.signal()
+}
+
+func (d *dispatcher) signal() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close makes run return once the queue is drained.
+func (d *dispatcher) close() {
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
+	d.signal()
+}
+
+func (d *dispatcher) run() {
+	for range d.wake {
+		d.mu.Lock()
+		batch, closed := d.queue, d.closed
+		d.queue = nil
+		d.mu.Unlock()
+		for _, ev := range batch {
+			d.fn(ev)
+		}
+		if closed {
+			// close happened before we took the batch, so nothing
+			// can be pushed after it.
+			return
+		}
+	}
+}

@@ -1,0 +1,117 @@
+package gossip
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/gossip-dev/gossip/transport"
+)
+
+// Peer is a member of the gossip network. It registers with a majority of
+// the seeds, connects to neighbours chosen from their peer lists, originates
+// and relays gossip messages, and checks its neighbours' liveness,
+// reporting dead ones to its seeds.
+//
+// A Peer is created with NewPeer and runs with Run. Its methods are safe
+// for concurrent use.
+type Peer struct {
+	n   *node
+	st  *peerState
+	ctr *peerCounters
+}
+
+// NewPeer returns a Peer that communicates over tr and joins through seeds
+// (the seed list of the network, e.g. from LoadSeeds). It performs no I/O
+// and starts no goroutines. The caller owns tr and closes it after Run
+// returns.
+func NewPeer(tr transport.Transport, seeds []string, opts ...Option) (*Peer, error) {
+	if tr == nil {
+		return nil, errors.New("gossip: nil transport")
+	}
+	if len(seeds) == 0 {
+		return nil, ErrNoSeeds
+	}
+	for i, a := range seeds {
+		if a == "" || slices.Contains(seeds[:i], a) {
+			return nil, fmt.Errorf("%w: empty or duplicate seed address %q", ErrBadConfig, a)
+		}
+		if a == tr.Addr() {
+			return nil, fmt.Errorf("%w: peer address %s is a seed address", ErrBadConfig, a)
+		}
+	}
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	ctr := new(peerCounters)
+	st := newPeerState(cfg, tr.Addr(), seeds, ctr)
+	return &Peer{n: newNode(tr, cfg, st), st: st, ctr: ctr}, nil
+}
+
+// Run takes part in the network until ctx is done, then leaves gracefully
+// (its seeds and neighbours are told, so nobody reports it dead) and
+// returns nil, after every goroutine it started has ended and every queued
+// event was delivered. With WithJoinTimeout it returns a *JoinError when
+// no majority of seeds accepted it in time. It returns ErrAlreadyRunning if
+// called more than once. Stopping is cancelling ctx; it is therefore
+// idempotent.
+func (p *Peer) Run(ctx context.Context) error { return p.n.run(ctx) }
+
+// Addr returns the peer's address.
+func (p *Peer) Addr() string { return p.n.tr.Addr() }
+
+// Broadcast originates a gossip message carrying a copy of payload and
+// sends it to every neighbour. It waits until Run is running, and returns
+// ErrPayloadTooLarge, ErrNoNeighbors, ErrStopped after Run has returned, or
+// ctx's error.
+func (p *Peer) Broadcast(ctx context.Context, payload []byte) error {
+	if len(payload) > p.n.cfg.maxPayload {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrPayloadTooLarge, len(payload), p.n.cfg.maxPayload)
+	}
+	payload = bytes.Clone(payload)
+	var err error
+	if e := p.n.do(ctx, func(now time.Time) { err = p.st.broadcast(payload, now) }); e != nil {
+		return e
+	}
+	return err
+}
+
+// Neighbors returns the current neighbours' addresses, sorted. It never
+// blocks; the caller owns the slice.
+func (p *Peer) Neighbors() []string { return slices.Clone(*p.st.view.Load()) }
+
+// PeerStats are a Peer's counters since it was created.
+type PeerStats struct {
+	// Originated counts messages this peer created.
+	Originated uint64
+	// Delivered counts first receipts of other peers' messages.
+	Delivered uint64
+	// Duplicates counts receipts of messages already seen.
+	Duplicates uint64
+	// Forwarded counts messages relayed to a neighbour.
+	Forwarded uint64
+	// DeadReports counts neighbours reported dead.
+	DeadReports uint64
+	// Dropped counts messages refused: from non-neighbours or unexpected.
+	Dropped uint64
+	// BadFrames counts inbound frames that could not be decoded or were
+	// invalid.
+	BadFrames uint64
+}
+
+// Stats returns the peer's counters. It never blocks.
+func (p *Peer) Stats() PeerStats {
+	return PeerStats{
+		Originated:  p.ctr.originated.Load(),
+		Delivered:   p.ctr.delivered.Load(),
+		Duplicates:  p.ctr.duplicates.Load(),
+		Forwarded:   p.ctr.forwarded.Load(),
+		DeadReports: p.ctr.deadReports.Load(),
+		Dropped:     p.ctr.dropped.Load(),
+		BadFrames:   p.n.stats.badFrames.Load(),
+	}
+}

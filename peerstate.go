@@ -1,0 +1,610 @@
+package gossip
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sync/atomic"
+	"time"
+)
+
+// seedLinkState is where a peer's registration with one seed stands.
+type seedLinkState uint8
+
+const (
+	seedIdle       seedLinkState = iota // not asked in this round
+	seedPending                         // asked, waiting until deadline
+	seedRegistered                      // accepted
+	seedFailed                          // no answer or refused in this round
+)
+
+type seedLink struct {
+	state    seedLinkState
+	deadline time.Time
+}
+
+type neighbor struct {
+	outbound  bool
+	since     time.Time
+	pingStamp int64 // stamp of the unanswered liveness request, 0 if none
+	misses    int   // consecutive unanswered requests
+}
+
+// peerCounters are read concurrently through Peer.Stats.
+type peerCounters struct {
+	originated, delivered, duplicates, forwarded, dropped, deadReports atomic.Uint64
+}
+
+// peerState is the pure protocol core of a Peer.
+type peerState struct {
+	cfg  *config
+	self string
+	rng  *rand.Rand
+	fx   effects
+	log  *slog.Logger
+	ctr  *peerCounters
+
+	seeds   []string // random order, fixed at start
+	need    int      // ⌊n/2⌋+1
+	links   map[string]*seedLink
+	joined  bool
+	started time.Time
+	retryAt time.Time // zero unless a failed round waits to retry
+	backoff time.Duration
+
+	known   map[string]int // candidate peers → degree reported by the seeds
+	nbrs    map[string]*neighbor
+	dialing map[string]time.Time // connect requests in flight → deadline
+	refused map[string]bool      // candidates that refused or timed out since the last list
+	target  int                  // outbound neighbours this peer dials
+
+	seen       *seenSet
+	seq        uint64
+	originated int
+
+	nextGossip, nextLiveness, nextMaintain, nextRefresh time.Time
+	stopped                                             bool
+	view                                                atomic.Pointer[[]string] // neighbours, for Peer.Neighbors
+}
+
+func newPeerState(cfg *config, self string, seeds []string, ctr *peerCounters) *peerState {
+	s := &peerState{
+		cfg:     cfg,
+		self:    self,
+		rng:     newRand(cfg),
+		log:     cfg.logger.With("node", self),
+		ctr:     ctr,
+		need:    len(seeds)/2 + 1,
+		links:   make(map[string]*seedLink, len(seeds)),
+		known:   make(map[string]int),
+		nbrs:    make(map[string]*neighbor),
+		dialing: make(map[string]time.Time),
+		refused: make(map[string]bool),
+		seen:    newSeenSet(cfg.seenSize, cfg.seenTTL),
+	}
+	s.seeds = slices.Clone(seeds)
+	s.rng.Shuffle(len(s.seeds), func(i, j int) { s.seeds[i], s.seeds[j] = s.seeds[j], s.seeds[i] })
+	for _, a := range s.seeds {
+		s.links[a] = &seedLink{}
+	}
+	s.view.Store(&[]string{})
+	return s
+}
+
+func (s *peerState) effects() *effects { return &s.fx }
+
+func (s *peerState) emit(ev Event) {
+	ev.Node = s.self
+	s.fx.events = append(s.fx.events, ev)
+}
+
+func (s *peerState) isSeed(addr string) bool { _, ok := s.links[addr]; return ok }
+
+func (s *peerState) start(now time.Time) {
+	s.started = now
+	s.backoff = s.cfg.retryMin
+	s.nextGossip = now.Add(s.cfg.gossipInterval)
+	s.nextLiveness = now.Add(s.cfg.livenessInterval)
+	s.nextMaintain = now.Add(s.cfg.maintainInterval)
+	s.nextRefresh = now.Add(s.cfg.refreshInterval)
+	s.target = s.drawTarget()
+	s.register(now)
+}
+
+// drawTarget draws how many neighbours this peer dials from the truncated
+// discrete power law P(k) ∝ k^-γ on [minDegree, maxDegree].
+func (s *peerState) drawTarget() int {
+	lo, hi, g := s.cfg.minDegree, s.cfg.maxDegree, s.cfg.degreeExponent
+	total := 0.0
+	for k := lo; k <= hi; k++ {
+		total += math.Pow(float64(k), -g)
+	}
+	u := s.rng.Float64() * total
+	for k := lo; k <= hi; k++ {
+		u -= math.Pow(float64(k), -g)
+		if u <= 0 {
+			return k
+		}
+	}
+	return hi
+}
+
+func (s *peerState) registeredSeeds() []string {
+	var out []string
+	for _, a := range s.seeds {
+		if s.links[a].state == seedRegistered {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// register asks idle seeds, in this peer's random order, until registered
+// plus pending seeds make a majority.
+func (s *peerState) register(now time.Time) {
+	active := 0
+	for _, l := range s.links {
+		if l.state == seedRegistered || l.state == seedPending {
+			active++
+		}
+	}
+	for _, a := range s.seeds {
+		if active >= s.need {
+			return
+		}
+		l := s.links[a]
+		if l.state != seedIdle {
+			continue
+		}
+		l.state, l.deadline = seedPending, now.Add(s.cfg.registerTimeout)
+		s.fx.send(a, &wireMsg{K: kindRegister, Degree: len(s.nbrs)})
+		active++
+	}
+	if active < s.need && !s.anyPending() {
+		s.roundFailed(now)
+	}
+}
+
+func (s *peerState) anyPending() bool {
+	for _, l := range s.links {
+		if l.state == seedPending {
+			return true
+		}
+	}
+	return false
+}
+
+// roundFailed reports a round that found no majority and schedules the next.
+func (s *peerState) roundFailed(now time.Time) {
+	reg := s.registeredSeeds()
+	var failed []string
+	for _, a := range s.seeds {
+		if s.links[a].state == seedFailed {
+			failed = append(failed, a)
+		}
+	}
+	err := &JoinError{Need: s.need, Registered: reg, Failed: failed}
+	s.log.Warn("no majority of seeds reachable; retrying", "retry_in", s.backoff, "err", err)
+	s.emit(Event{Kind: EventRegisterFailed, Time: now, Peers: failed, Err: err})
+	s.retryAt = now.Add(s.backoff)
+	s.backoff = min(2*s.backoff, s.cfg.retryMax)
+}
+
+func (s *peerState) degree() int { return len(s.nbrs) }
+
+func (s *peerState) outboundCount() int {
+	n := 0
+	for _, nb := range s.nbrs {
+		if nb.outbound {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *peerState) receive(from string, m *wireMsg, now time.Time) {
+	if s.stopped {
+		return
+	}
+	switch m.K {
+	case kindRegisterAck:
+		s.onRegisterAck(from, m, now)
+	case kindRegisterReject:
+		if l, ok := s.links[from]; ok && l.state != seedRegistered {
+			s.log.Warn("seed refused registration", "seed", from, "reason", m.Reason)
+			l.state = seedFailed
+			s.register(now)
+		} else if ok {
+			// The seed forgot us (restart): register again.
+			l.state = seedIdle
+			s.register(now)
+		}
+	case kindPeerList:
+		if l, ok := s.links[from]; ok && l.state == seedRegistered {
+			s.mergePeers(from, m.Peers, now)
+			s.fill(now)
+		}
+	case kindConnect:
+		s.onConnect(from, now)
+	case kindConnectAck:
+		s.onConnectAck(from, now)
+	case kindConnectReject:
+		if _, ok := s.dialing[from]; ok {
+			delete(s.dialing, from)
+			s.refused[from] = true
+			s.fill(now)
+		}
+	case kindDisconnect:
+		s.dropNeighbor(from, "disconnected", now)
+	case kindLeave:
+		delete(s.known, from)
+		s.dropNeighbor(from, "left", now)
+	case kindGossip:
+		s.onGossip(from, m, now)
+	case kindPing:
+		s.fx.send(from, &wireMsg{K: kindPong, Stamp: m.Stamp, Addr: from})
+		if _, ok := s.nbrs[from]; !ok && !s.isSeed(from) {
+			// It believes we are neighbours; we do not: tell it.
+			s.fx.send(from, &wireMsg{K: kindDisconnect})
+		}
+	case kindPong:
+		if nb, ok := s.nbrs[from]; ok && m.Addr == s.self && m.Stamp != 0 && m.Stamp == nb.pingStamp {
+			nb.pingStamp, nb.misses = 0, 0
+		}
+	default:
+		s.ctr.dropped.Add(1)
+		s.log.Debug("dropping unexpected message", "from", from, "kind", m.K)
+	}
+}
+
+func (s *peerState) onRegisterAck(from string, m *wireMsg, now time.Time) {
+	l, ok := s.links[from]
+	if !ok {
+		s.log.Debug("register ack from a non-seed", "from", from)
+		return
+	}
+	if l.state != seedRegistered {
+		l.state = seedRegistered
+		s.emit(Event{Kind: EventRegistered, Time: now, Addr: from})
+	}
+	s.mergePeers(from, m.Peers, now)
+	if !s.joined && len(s.registeredSeeds()) >= s.need {
+		s.joined = true
+		s.retryAt = time.Time{}
+		s.emit(Event{Kind: EventJoined, Time: now, Peers: s.registeredSeeds()})
+	} else if !s.joined && s.retryAt.IsZero() {
+		s.register(now) // schedules a retry if this round cannot succeed
+	}
+	s.fill(now)
+}
+
+func (s *peerState) mergePeers(seed string, peers []wirePeer, now time.Time) {
+	list := make([]string, 0, len(peers))
+	for _, p := range peers {
+		if p.Addr == "" || p.Addr == s.self || s.isSeed(p.Addr) {
+			continue
+		}
+		s.known[p.Addr] = p.Degree
+		list = append(list, p.Addr)
+	}
+	clear(s.refused)
+	s.emit(Event{Kind: EventPeerList, Time: now, Addr: seed, Peers: list})
+}
+
+// fill dials new neighbours, chosen by preferential attachment, until the
+// peer has its target of outbound neighbours and at least the minimum
+// degree, within the maximum degree.
+func (s *peerState) fill(now time.Time) {
+	if !s.joined || s.stopped {
+		return
+	}
+	want := max(s.target-s.outboundCount(), s.cfg.minDegree-s.degree()) - len(s.dialing)
+	want = min(want, s.cfg.maxDegree-s.degree()-len(s.dialing))
+	if want <= 0 {
+		return
+	}
+	cands := make([]string, 0, len(s.known))
+	for _, a := range slices.Sorted(maps.Keys(s.known)) {
+		if _, nb := s.nbrs[a]; nb {
+			continue
+		}
+		if _, d := s.dialing[a]; d || s.refused[a] || s.known[a] >= s.cfg.maxDegree {
+			continue
+		}
+		cands = append(cands, a)
+	}
+	for ; want > 0 && len(cands) > 0; want-- {
+		i := s.pickWeighted(cands)
+		a := cands[i]
+		cands = slices.Delete(cands, i, i+1)
+		s.dialing[a] = now.Add(s.cfg.connectTimeout)
+		s.fx.send(a, &wireMsg{K: kindConnect})
+	}
+}
+
+// pickWeighted returns an index into cands with probability proportional
+// to the candidate's reported degree plus one (preferential attachment).
+func (s *peerState) pickWeighted(cands []string) int {
+	total := 0
+	for _, a := range cands {
+		total += s.known[a] + 1
+	}
+	r := s.rng.IntN(total)
+	for i, a := range cands {
+		r -= s.known[a] + 1
+		if r < 0 {
+			return i
+		}
+	}
+	return len(cands) - 1
+}
+
+func (s *peerState) addNeighbor(addr string, outbound bool, now time.Time) {
+	s.nbrs[addr] = &neighbor{outbound: outbound, since: now}
+	reason := "inbound"
+	if outbound {
+		reason = "outbound"
+	}
+	s.emit(Event{Kind: EventNeighborUp, Time: now, Addr: addr, Reason: reason})
+	s.degreeChanged()
+}
+
+func (s *peerState) dropNeighbor(addr, reason string, now time.Time) {
+	delete(s.dialing, addr)
+	if _, ok := s.nbrs[addr]; !ok {
+		return
+	}
+	delete(s.nbrs, addr)
+	s.emit(Event{Kind: EventNeighborDown, Time: now, Addr: addr, Reason: reason})
+	s.degreeChanged()
+	s.fill(now)
+}
+
+// degreeChanged tells the seeds the new degree (they use it for
+// preferential attachment) and refreshes the published neighbour view.
+func (s *peerState) degreeChanged() {
+	for _, a := range s.registeredSeeds() {
+		s.fx.send(a, &wireMsg{K: kindDegree, Degree: len(s.nbrs)})
+	}
+	v := slices.Sorted(maps.Keys(s.nbrs))
+	s.view.Store(&v)
+}
+
+func (s *peerState) onConnect(from string, now time.Time) {
+	if s.isSeed(from) {
+		return
+	}
+	if _, ok := s.nbrs[from]; ok {
+		s.fx.send(from, &wireMsg{K: kindConnectAck})
+		return
+	}
+	if !s.joined || s.degree() >= s.cfg.maxDegree {
+		s.fx.send(from, &wireMsg{K: kindConnectReject, Reason: "full"})
+		return
+	}
+	// A crossing dial: its request arrived first, so it counts as inbound.
+	delete(s.dialing, from)
+	s.addNeighbor(from, false, now)
+	s.fx.send(from, &wireMsg{K: kindConnectAck})
+}
+
+func (s *peerState) onConnectAck(from string, now time.Time) {
+	_, wasDialing := s.dialing[from]
+	delete(s.dialing, from)
+	if _, ok := s.nbrs[from]; ok {
+		return
+	}
+	if !wasDialing && s.degree() >= s.cfg.maxDegree {
+		// A late answer after we gave up and filled the slot elsewhere.
+		s.fx.send(from, &wireMsg{K: kindDisconnect})
+		return
+	}
+	s.addNeighbor(from, true, now)
+}
+
+func (s *peerState) onGossip(from string, m *wireMsg, now time.Time) {
+	if _, ok := s.nbrs[from]; !ok {
+		s.ctr.dropped.Add(1)
+		s.log.Debug("dropping gossip from a non-neighbour", "from", from)
+		return
+	}
+	id := gossipID(m.Origin, m.Seq, m.Stamp, m.Payload)
+	if !s.seen.add(id, now) {
+		s.ctr.duplicates.Add(1)
+		return
+	}
+	hops := m.Hops + 1
+	s.ctr.delivered.Add(1)
+	s.emit(Event{
+		Kind: EventMessage, Time: now, Origin: m.Origin, From: from, Seq: m.Seq,
+		Hops: hops, Stamp: time.Unix(0, m.Stamp), Payload: m.Payload,
+	})
+	if hops >= s.cfg.maxHops {
+		return
+	}
+	fwd := &wireMsg{K: kindGossip, Origin: m.Origin, Seq: m.Seq, Stamp: m.Stamp, Hops: hops, Payload: m.Payload}
+	for _, a := range s.neighborsSorted() {
+		if a == from || a == m.Origin {
+			continue
+		}
+		s.fx.send(a, fwd)
+		s.ctr.forwarded.Add(1)
+	}
+}
+
+func (s *peerState) neighborsSorted() []string { return *s.view.Load() }
+
+// originate creates a gossip message with payload and sends it to every
+// neighbour.
+func (s *peerState) originate(payload []byte, now time.Time) {
+	s.seq++
+	m := &wireMsg{K: kindGossip, Origin: s.self, Seq: s.seq, Stamp: now.UnixNano(), Payload: payload}
+	s.seen.add(gossipID(m.Origin, m.Seq, m.Stamp, m.Payload), now)
+	to := s.neighborsSorted()
+	for _, a := range to {
+		s.fx.send(a, m)
+	}
+	s.ctr.originated.Add(1)
+	s.emit(Event{Kind: EventOriginated, Time: now, Origin: s.self, Seq: s.seq, Stamp: time.Unix(0, m.Stamp), Payload: payload, Peers: to})
+}
+
+// broadcast is Peer.Broadcast on the loop goroutine.
+func (s *peerState) broadcast(payload []byte, now time.Time) error {
+	if s.degree() == 0 {
+		return ErrNoNeighbors
+	}
+	s.originate(payload, now)
+	return nil
+}
+
+func (s *peerState) tick(now time.Time) {
+	if s.stopped {
+		return
+	}
+	s.tickRegistration(now)
+	if s.cfg.joinTimeout > 0 && !s.joined && !now.Before(s.started.Add(s.cfg.joinTimeout)) {
+		var failed []string
+		for _, a := range s.seeds {
+			if s.links[a].state != seedRegistered {
+				failed = append(failed, a)
+			}
+		}
+		s.fx.fatal = &JoinError{Need: s.need, Registered: s.registeredSeeds(), Failed: failed}
+		return
+	}
+	for a, d := range s.dialing {
+		if !now.Before(d) {
+			delete(s.dialing, a)
+			s.refused[a] = true
+		}
+	}
+	if !now.Before(s.nextGossip) {
+		s.nextGossip = now.Add(s.cfg.gossipInterval)
+		if s.originated < s.cfg.messages && s.degree() > 0 {
+			s.originated++
+			s.originate(s.cfg.messageFunc(now, s.self, s.originated), now)
+		}
+	}
+	if !now.Before(s.nextLiveness) {
+		s.nextLiveness = now.Add(s.cfg.livenessInterval)
+		s.checkLiveness(now)
+		s.seen.expire(now)
+	}
+	if !now.Before(s.nextMaintain) {
+		s.nextMaintain = now.Add(s.cfg.maintainInterval)
+		if s.joined && s.degree() < s.cfg.minDegree {
+			for _, a := range s.registeredSeeds() {
+				s.fx.send(a, &wireMsg{K: kindPeerListReq})
+			}
+		}
+		clear(s.refused)
+	}
+	if !now.Before(s.nextRefresh) {
+		s.nextRefresh = now.Add(s.cfg.refreshInterval)
+		for _, a := range s.registeredSeeds() {
+			s.fx.send(a, &wireMsg{K: kindRegister, Degree: s.degree()})
+		}
+	}
+	s.fill(now)
+}
+
+func (s *peerState) tickRegistration(now time.Time) {
+	expired := false
+	for _, a := range s.seeds {
+		l := s.links[a]
+		if l.state == seedPending && !now.Before(l.deadline) {
+			l.state = seedFailed
+			expired = true
+			s.log.Info("seed did not answer registration", "seed", a)
+		}
+	}
+	if !s.retryAt.IsZero() && !now.Before(s.retryAt) {
+		s.retryAt = time.Time{}
+		for _, l := range s.links {
+			if l.state == seedFailed {
+				l.state = seedIdle
+			}
+		}
+		expired = true
+	}
+	if expired && s.retryAt.IsZero() {
+		s.register(now)
+	}
+}
+
+// checkLiveness counts the unanswered requests of the last round and sends
+// the next round.
+func (s *peerState) checkLiveness(now time.Time) {
+	for _, a := range s.neighborsSorted() {
+		nb := s.nbrs[a]
+		if nb.pingStamp != 0 {
+			nb.misses++
+			if nb.misses >= s.cfg.maxMisses {
+				s.declareDead(a, now)
+				continue
+			}
+		}
+		nb.pingStamp = now.UnixNano()
+		s.fx.send(a, &wireMsg{K: kindPing, Stamp: nb.pingStamp})
+	}
+}
+
+func (s *peerState) declareDead(addr string, now time.Time) {
+	seeds := s.registeredSeeds()
+	for _, sd := range seeds {
+		s.fx.send(sd, &wireMsg{K: kindDeadReport, Addr: addr, Stamp: now.UnixNano()})
+	}
+	s.ctr.deadReports.Add(1)
+	s.log.Info("neighbour missed liveness checks; reported dead", "peer", addr, "misses", s.cfg.maxMisses)
+	s.emit(Event{Kind: EventDeadReportSent, Time: now, Addr: addr, Stamp: now, Peers: seeds})
+	delete(s.known, addr)
+	s.dropNeighbor(addr, fmt.Sprintf("dead: %d liveness checks unanswered", s.cfg.maxMisses), now)
+}
+
+func (s *peerState) next() time.Time {
+	if s.stopped {
+		return time.Time{}
+	}
+	t := s.nextLiveness
+	earliest := func(u time.Time) {
+		if !u.IsZero() && u.Before(t) {
+			t = u
+		}
+	}
+	if s.originated < s.cfg.messages {
+		earliest(s.nextGossip)
+	}
+	earliest(s.nextMaintain)
+	earliest(s.nextRefresh)
+	earliest(s.retryAt)
+	for _, l := range s.links {
+		if l.state == seedPending {
+			earliest(l.deadline)
+		}
+	}
+	for _, d := range s.dialing {
+		earliest(d)
+	}
+	if s.cfg.joinTimeout > 0 && !s.joined {
+		earliest(s.started.Add(s.cfg.joinTimeout))
+	}
+	return t
+}
+
+// stop leaves the network: seeds deregister the peer and neighbours drop
+// it at once, so nobody has to detect it as dead.
+func (s *peerState) stop(now time.Time) {
+	if s.stopped {
+		return
+	}
+	for _, a := range s.registeredSeeds() {
+		s.fx.send(a, &wireMsg{K: kindLeave})
+	}
+	for _, a := range s.neighborsSorted() {
+		s.fx.send(a, &wireMsg{K: kindLeave})
+	}
+	s.stopped = true
+}

@@ -1,0 +1,77 @@
+package gossip
+
+import (
+	"context"
+	"errors"
+	"slices"
+
+	"github.com/gossip-dev/gossip/transport"
+)
+
+// Seed is an entry point of the network. It accepts registrations, keeps
+// the list of live peers, hands it to peers that ask, and removes a peer
+// that leaves or that is reported dead and fails the seed's own probes.
+//
+// A Seed is created with NewSeed and runs with Run. Its methods are safe
+// for concurrent use.
+type Seed struct {
+	n   *node
+	st  *seedState
+	ctr *seedCounters
+}
+
+// NewSeed returns a Seed that serves on tr. seeds is the whole seed list
+// of the network (the config file); it may include tr.Addr(), and the
+// other entries are the seeds this one shares confirmed deaths with. It
+// performs no I/O and starts no goroutines. The caller owns tr and closes
+// it after Run returns.
+func NewSeed(tr transport.Transport, seeds []string, opts ...Option) (*Seed, error) {
+	if tr == nil {
+		return nil, errors.New("gossip: nil transport")
+	}
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	ctr := new(seedCounters)
+	st := newSeedState(cfg, tr.Addr(), slices.Clone(seeds), ctr)
+	return &Seed{n: newNode(tr, cfg, st), st: st, ctr: ctr}, nil
+}
+
+// Run serves until ctx is done and then returns nil, after every goroutine
+// it started has ended and every queued event was delivered. It returns
+// ErrAlreadyRunning if called more than once. Stopping is cancelling ctx;
+// it is therefore idempotent.
+func (s *Seed) Run(ctx context.Context) error { return s.n.run(ctx) }
+
+// Addr returns the seed's address.
+func (s *Seed) Addr() string { return s.n.tr.Addr() }
+
+// Peers returns the registered peers, sorted. The caller owns the slice.
+func (s *Seed) Peers() []string { return slices.Clone(*s.st.view.Load()) }
+
+// SeedStats are a Seed's counters since it was created.
+type SeedStats struct {
+	// Registrations counts first registrations of a peer.
+	Registrations uint64
+	// DeadReports counts dead-node reports received from peers.
+	DeadReports uint64
+	// Refuted counts reports whose subject answered the seed's probe.
+	Refuted uint64
+	// Removed counts peers removed, dead or left.
+	Removed uint64
+	// BadFrames counts inbound frames that could not be decoded or were
+	// invalid.
+	BadFrames uint64
+}
+
+// Stats returns the seed's counters. It never blocks.
+func (s *Seed) Stats() SeedStats {
+	return SeedStats{
+		Registrations: s.ctr.registrations.Load(),
+		DeadReports:   s.ctr.reports.Load(),
+		Refuted:       s.ctr.refuted.Load(),
+		Removed:       s.ctr.removed.Load(),
+		BadFrames:     s.n.stats.badFrames.Load(),
+	}
+}

@@ -1,0 +1,220 @@
+package gossip
+
+import (
+	"log/slog"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"sync/atomic"
+	"time"
+)
+
+type seedPeer struct {
+	degree       int
+	registeredAt time.Time
+}
+
+// probe is a seed's own check of a peer reported dead.
+type probe struct {
+	first     int64 // stamp of the first request; any later echo counts
+	attempts  int
+	deadline  time.Time
+	reporters []string
+	fromPeer  bool // reported by a peer (not by another seed)
+}
+
+// seedCounters are read concurrently through Seed.Stats.
+type seedCounters struct {
+	registrations, reports, refuted, removed atomic.Uint64
+}
+
+// seedState is the pure protocol core of a Seed.
+type seedState struct {
+	cfg    *config
+	self   string
+	others []string // the other seeds
+	rng    *rand.Rand
+	fx     effects
+	log    *slog.Logger
+	ctr    *seedCounters
+
+	peers  map[string]*seedPeer
+	probes map[string]*probe
+	view   atomic.Pointer[[]string] // registered peers, for Seed.Peers
+}
+
+func newSeedState(cfg *config, self string, seeds []string, ctr *seedCounters) *seedState {
+	s := &seedState{
+		cfg:    cfg,
+		self:   self,
+		rng:    newRand(cfg),
+		log:    cfg.logger.With("node", self),
+		ctr:    ctr,
+		peers:  make(map[string]*seedPeer),
+		probes: make(map[string]*probe),
+	}
+	for _, a := range seeds {
+		if a != self {
+			s.others = append(s.others, a)
+		}
+	}
+	s.view.Store(&[]string{})
+	return s
+}
+
+func (s *seedState) effects() *effects { return &s.fx }
+
+func (s *seedState) emit(ev Event) {
+	ev.Node = s.self
+	s.fx.events = append(s.fx.events, ev)
+}
+
+func (s *seedState) isSeed(addr string) bool { return slices.Contains(s.others, addr) }
+
+func (s *seedState) start(time.Time) {}
+
+func (s *seedState) stop(time.Time) {}
+
+func (s *seedState) listChanged() []string {
+	v := slices.Sorted(maps.Keys(s.peers))
+	s.view.Store(&v)
+	return slices.Clone(v)
+}
+
+func (s *seedState) receive(from string, m *wireMsg, now time.Time) {
+	switch m.K {
+	case kindRegister:
+		s.onRegister(from, m, now)
+	case kindPeerListReq:
+		if _, ok := s.peers[from]; !ok {
+			s.fx.send(from, &wireMsg{K: kindRegisterReject, Reason: "not registered"})
+			return
+		}
+		s.fx.send(from, &wireMsg{K: kindPeerList, Peers: s.peerList(from)})
+		s.emit(Event{Kind: EventPeerListServed, Time: now, Addr: from})
+	case kindDegree:
+		if p, ok := s.peers[from]; ok {
+			p.degree = m.Degree
+		}
+	case kindDeadReport:
+		s.ctr.reports.Add(1)
+		s.emit(Event{Kind: EventDeadReportReceived, Time: now, Addr: m.Addr, From: from, Stamp: time.Unix(0, m.Stamp)})
+		s.startProbe(m.Addr, from, true, now)
+	case kindSeedDead:
+		if s.isSeed(from) {
+			s.startProbe(m.Addr, from, false, now)
+		}
+	case kindLeave:
+		if _, ok := s.peers[from]; ok {
+			s.remove(from, "left", now)
+		}
+	case kindPing:
+		s.fx.send(from, &wireMsg{K: kindPong, Stamp: m.Stamp, Addr: from})
+	case kindPong:
+		if p, ok := s.probes[from]; ok && m.Addr == s.self && m.Stamp >= p.first {
+			delete(s.probes, from)
+			s.ctr.refuted.Add(1)
+			s.log.Info("dead-node report refuted: peer answered", "peer", from, "reporters", p.reporters)
+			s.emit(Event{Kind: EventDeadReportRefuted, Time: now, Addr: from, Peers: p.reporters})
+		}
+	default:
+		s.log.Debug("dropping unexpected message", "from", from, "kind", m.K)
+	}
+}
+
+func (s *seedState) onRegister(from string, m *wireMsg, now time.Time) {
+	if s.isSeed(from) {
+		return
+	}
+	p, ok := s.peers[from]
+	if !ok {
+		if len(s.peers) >= s.cfg.maxPeers {
+			s.fx.send(from, &wireMsg{K: kindRegisterReject, Reason: "seed full"})
+			return
+		}
+		p = &seedPeer{registeredAt: now}
+		s.peers[from] = p
+		s.ctr.registrations.Add(1)
+		s.emit(Event{Kind: EventPeerRegistered, Time: now, Addr: from, Peers: s.listChanged()})
+	}
+	p.degree = m.Degree
+	s.fx.send(from, &wireMsg{K: kindRegisterAck, Peers: s.peerList(from)})
+}
+
+// peerList returns the registered peers but the asker, sampled down to
+// the configured limit.
+func (s *seedState) peerList(asker string) []wirePeer {
+	out := make([]wirePeer, 0, min(len(s.peers), s.cfg.peerListLimit))
+	for _, a := range slices.Sorted(maps.Keys(s.peers)) {
+		if a != asker {
+			out = append(out, wirePeer{Addr: a, Degree: s.peers[a].degree})
+		}
+	}
+	if len(out) > s.cfg.peerListLimit {
+		s.rng.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+		out = out[:s.cfg.peerListLimit]
+	}
+	return out
+}
+
+// startProbe checks a reported peer with the seed's own liveness requests.
+func (s *seedState) startProbe(addr, reporter string, fromPeer bool, now time.Time) {
+	if _, ok := s.peers[addr]; !ok {
+		s.log.Debug("dead-node report about an unregistered peer", "peer", addr, "reporter", reporter)
+		return
+	}
+	if p, ok := s.probes[addr]; ok {
+		if !slices.Contains(p.reporters, reporter) {
+			p.reporters = append(p.reporters, reporter)
+		}
+		p.fromPeer = p.fromPeer || fromPeer
+		return
+	}
+	p := &probe{first: now.UnixNano(), attempts: 1, deadline: now.Add(s.cfg.probeTimeout), reporters: []string{reporter}, fromPeer: fromPeer}
+	s.probes[addr] = p
+	s.fx.send(addr, &wireMsg{K: kindPing, Stamp: p.first})
+}
+
+func (s *seedState) tick(now time.Time) {
+	for _, addr := range slices.Sorted(maps.Keys(s.probes)) {
+		p := s.probes[addr]
+		if now.Before(p.deadline) {
+			continue
+		}
+		if p.attempts < s.cfg.probeAttempts {
+			p.attempts++
+			p.deadline = now.Add(s.cfg.probeTimeout)
+			s.fx.send(addr, &wireMsg{K: kindPing, Stamp: now.UnixNano()})
+			continue
+		}
+		delete(s.probes, addr)
+		if _, ok := s.peers[addr]; !ok {
+			continue
+		}
+		s.log.Info("peer failed probes; removing", "peer", addr, "reporters", p.reporters)
+		s.remove(addr, "dead", now)
+		if p.fromPeer {
+			// Let the other seeds check for themselves.
+			for _, o := range s.others {
+				s.fx.send(o, &wireMsg{K: kindSeedDead, Addr: addr, Stamp: now.UnixNano()})
+			}
+		}
+	}
+}
+
+func (s *seedState) remove(addr, reason string, now time.Time) {
+	delete(s.peers, addr)
+	delete(s.probes, addr)
+	s.ctr.removed.Add(1)
+	s.emit(Event{Kind: EventPeerRemoved, Time: now, Addr: addr, Reason: reason, Peers: s.listChanged()})
+}
+
+func (s *seedState) next() time.Time {
+	var t time.Time
+	for _, p := range s.probes {
+		if t.IsZero() || p.deadline.Before(t) {
+			t = p.deadline
+		}
+	}
+	return t
+}

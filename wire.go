@@ -1,0 +1,121 @@
+package gossip
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+)
+
+// wireVersion is the version of the wire format written by this package.
+// Receivers accept any version >= 1 and ignore fields they do not know.
+const wireVersion = 1
+
+// kind identifies a wire message. Values are append-only: never renumber or
+// reuse one.
+type kind uint8
+
+const (
+	kindRegister       kind = iota + 1 // peer → seed: register (Degree)
+	kindRegisterAck                    // seed → peer: accepted (Peers)
+	kindRegisterReject                 // seed → peer: refused (Reason)
+	kindPeerListReq                    // peer → seed: send your list
+	kindPeerList                       // seed → peer: the list (Peers)
+	kindDegree                         // peer → seed: my degree changed (Degree)
+	kindDeadReport                     // peer → seed: Addr is dead (Stamp)
+	kindSeedDead                       // seed → seed: Addr failed my probes (Stamp)
+	kindLeave                          // peer → seeds and neighbours: leaving for good
+	kindConnect                        // peer → peer: be my neighbour
+	kindConnectAck                     // peer → peer: accepted
+	kindConnectReject                  // peer → peer: refused (Reason)
+	kindDisconnect                     // peer → peer: we are no longer neighbours
+	kindGossip                         // peer → peer: Origin, Seq, Stamp, Hops, Payload
+	kindPing                           // any → any: liveness request (Stamp)
+	kindPong                           // reply: echoes Stamp; Addr is the requester
+	kindMax                            // first unused value
+)
+
+var kindNames = [...]string{
+	kindRegister: "register", kindRegisterAck: "register-ack", kindRegisterReject: "register-reject",
+	kindPeerListReq: "peer-list-req", kindPeerList: "peer-list", kindDegree: "degree",
+	kindDeadReport: "dead-report", kindSeedDead: "seed-dead", kindLeave: "leave",
+	kindConnect: "connect", kindConnectAck: "connect-ack", kindConnectReject: "connect-reject",
+	kindDisconnect: "disconnect", kindGossip: "gossip", kindPing: "ping", kindPong: "pong",
+}
+
+func (k kind) String() string {
+	if k > 0 && k < kindMax {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// wirePeer is one entry of a peer list.
+type wirePeer struct {
+	Addr   string `codec:"a" json:"a"`
+	Degree int    `codec:"d,omitempty" json:"d,omitempty"`
+}
+
+// wireMsg is the one message struct of the protocol; K says which fields
+// are meaningful. Short tags keep frames small.
+type wireMsg struct {
+	V       uint8      `codec:"v" json:"v"`
+	K       kind       `codec:"k" json:"k"`
+	Addr    string     `codec:"a,omitempty" json:"a,omitempty"`
+	Degree  int        `codec:"d,omitempty" json:"d,omitempty"`
+	Peers   []wirePeer `codec:"p,omitempty" json:"p,omitempty"`
+	Origin  string     `codec:"o,omitempty" json:"o,omitempty"`
+	Seq     uint64     `codec:"s,omitempty" json:"s,omitempty"`
+	Stamp   int64      `codec:"t,omitempty" json:"t,omitempty"`
+	Hops    int        `codec:"h,omitempty" json:"h,omitempty"`
+	Payload []byte     `codec:"b,omitempty" json:"b,omitempty"`
+	Reason  string     `codec:"r,omitempty" json:"r,omitempty"`
+}
+
+// validate rejects messages whose fields cannot be right for their kind,
+// so that the state machines never see them.
+func (m *wireMsg) validate(maxPayload int) error {
+	if m.V < 1 {
+		return fmt.Errorf("gossip: wire version %d", m.V)
+	}
+	if m.K == 0 || m.K >= kindMax {
+		return fmt.Errorf("gossip: unknown message kind %d", uint8(m.K))
+	}
+	if m.Degree < 0 || m.Hops < 0 {
+		return fmt.Errorf("gossip: negative degree or hops in %v", m.K)
+	}
+	switch m.K {
+	case kindDeadReport, kindSeedDead:
+		if m.Addr == "" {
+			return fmt.Errorf("gossip: %v without address", m.K)
+		}
+	case kindGossip:
+		if m.Origin == "" {
+			return fmt.Errorf("gossip: gossip without origin")
+		}
+		if len(m.Payload) > maxPayload {
+			return fmt.Errorf("%w: %d bytes", ErrPayloadTooLarge, len(m.Payload))
+		}
+	}
+	return nil
+}
+
+// msgID is the identity of a gossip message: a hash of its origin,
+// sequence number, origin timestamp and payload. Receivers compute it
+// themselves; it is never taken from the wire.
+type msgID [sha256.Size]byte
+
+func gossipID(origin string, seq uint64, stamp int64, payload []byte) msgID {
+	h := sha256.New()
+	var b [8]byte
+	binary.BigEndian.PutUint32(b[:4], uint32(len(origin)))
+	h.Write(b[:4])
+	h.Write([]byte(origin))
+	binary.BigEndian.PutUint64(b[:], seq)
+	h.Write(b[:])
+	binary.BigEndian.PutUint64(b[:], uint64(stamp))
+	h.Write(b[:])
+	h.Write(payload)
+	var id msgID
+	h.Sum(id[:0])
+	return id
+}
