@@ -1,0 +1,366 @@
+package gossip
+
+import (
+	"io"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var t0 = time.Unix(1_700_000_000, 0)
+
+func testConfig(t *testing.T, opts ...Option) *config {
+	t.Helper()
+	cfg, err := newConfig(append([]Option{WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), WithRandSeed(1)}, opts...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// sent drains the machine's sends as "to kind" strings.
+func sent(fx *effects) []string {
+	var out []string
+	for _, o := range fx.sends {
+		out = append(out, o.to+" "+o.msg.K.String())
+	}
+	fx.sends = fx.sends[:0]
+	return out
+}
+
+func drainEvents(fx *effects) []Event {
+	evs := fx.events
+	fx.events = nil
+	return evs
+}
+
+func kindsOf(evs []Event) []EventKind {
+	var out []EventKind
+	for _, e := range evs {
+		out = append(out, e.Kind)
+	}
+	return out
+}
+
+// joinedPeer returns a peer state registered with seeds s1 and s2 (of s1,
+// s2, s3) and with neighbours nbrs connected outbound.
+func joinedPeer(t *testing.T, nbrs []string, opts ...Option) *peerState {
+	t.Helper()
+	s := newPeerState(testConfig(t, opts...), "p:1", []string{"s1", "s2", "s3"}, new(peerCounters))
+	s.start(t0)
+	var list []wirePeer
+	for _, n := range nbrs {
+		list = append(list, wirePeer{Addr: n})
+	}
+	for _, sd := range s.seeds[:2] {
+		s.receive(sd, &wireMsg{K: kindRegisterAck, Peers: list}, t0)
+	}
+	if !s.joined {
+		t.Fatal("not joined")
+	}
+	for _, n := range nbrs {
+		if _, ok := s.dialing[n]; !ok {
+			s.receive(n, &wireMsg{K: kindConnect}, t0)
+		} else {
+			s.receive(n, &wireMsg{K: kindConnectAck}, t0)
+		}
+	}
+	if got := s.neighborsSorted(); !slices.Equal(got, nbrs) {
+		t.Fatalf("neighbours %v, want %v", got, nbrs)
+	}
+	sent(&s.fx)
+	drainEvents(&s.fx)
+	return s
+}
+
+func TestPeerRegistersWithMajority(t *testing.T) {
+	for n := 1; n <= 5; n++ {
+		seeds := []string{"s1", "s2", "s3", "s4", "s5"}[:n]
+		s := newPeerState(testConfig(t), "p:1", seeds, new(peerCounters))
+		s.start(t0)
+		got := sent(&s.fx)
+		if len(got) != n/2+1 {
+			t.Errorf("%d seeds: first round asks %v, want %d seeds", n, got, n/2+1)
+		}
+	}
+}
+
+func TestPeerLivenessCountsConsecutiveMisses(t *testing.T) {
+	const L = DefaultLivenessInterval
+	s := joinedPeer(t, []string{"a", "b"})
+	now := t0
+	round := func() []string {
+		now = now.Add(L)
+		s.tick(now)
+		return sent(&s.fx)
+	}
+	// Round 1: requests go out.
+	if got := round(); !slices.Contains(got, "a ping") || !slices.Contains(got, "b ping") {
+		t.Fatalf("round 1 sent %v", got)
+	}
+	// b answers rounds with the right echo; a answers once with a wrong
+	// stamp, once addressed to someone else, then never.
+	answer := func(from string, stamp int64, addr string) {
+		s.receive(from, &wireMsg{K: kindPong, Stamp: stamp, Addr: addr}, now)
+	}
+	answer("b", s.nbrs["b"].pingStamp, "p:1")
+	answer("a", s.nbrs["a"].pingStamp+1, "p:1")
+	round() // a: 1 miss
+	answer("b", s.nbrs["b"].pingStamp, "p:1")
+	answer("a", s.nbrs["a"].pingStamp, "someone-else")
+	round() // a: 2 misses
+	answer("b", s.nbrs["b"].pingStamp, "p:1")
+	if s.nbrs["a"].misses != 2 || s.nbrs["b"].misses != 0 {
+		t.Fatalf("misses a=%d b=%d, want 2 and 0", s.nbrs["a"].misses, s.nbrs["b"].misses)
+	}
+	drainEvents(&s.fx)
+	got := round() // a: 3 misses → dead
+	reports := slices.DeleteFunc(slices.Clone(got), func(x string) bool { return x != s.seeds[0]+" dead-report" && x != s.seeds[1]+" dead-report" })
+	if len(reports) != 2 {
+		t.Fatalf("after 3 misses sent %v, want a dead report to each registered seed", got)
+	}
+	evs := drainEvents(&s.fx)
+	if !slices.Contains(kindsOf(evs), EventDeadReportSent) {
+		t.Fatalf("events %v, want EventDeadReportSent", kindsOf(evs))
+	}
+	if _, ok := s.nbrs["a"]; ok {
+		t.Fatal("dead neighbour kept")
+	}
+}
+
+func TestPeerLivenessReplyResetsCount(t *testing.T) {
+	s := joinedPeer(t, []string{"a", "b"})
+	now := t0
+	for i := range 10 {
+		now = now.Add(DefaultLivenessInterval)
+		s.tick(now)
+		sent(&s.fx)
+		// a answers every other round: never three in a row missed.
+		if i%2 == 0 {
+			s.receive("a", &wireMsg{K: kindPong, Stamp: s.nbrs["a"].pingStamp, Addr: "p:1"}, now)
+		}
+		s.receive("b", &wireMsg{K: kindPong, Stamp: s.nbrs["b"].pingStamp, Addr: "p:1"}, now)
+	}
+	if _, ok := s.nbrs["a"]; !ok {
+		t.Fatal("a was dropped though it never missed three in a row")
+	}
+}
+
+func TestPeerGossipForwarding(t *testing.T) {
+	s := joinedPeer(t, []string{"a", "b", "c", "o"})
+	m := &wireMsg{K: kindGossip, Origin: "o", Seq: 1, Stamp: 5, Payload: []byte("hi")}
+	s.receive("a", m, t0)
+	got := sent(&s.fx)
+	// Not back to a (sender), not to o (origin).
+	if want := []string{"b gossip", "c gossip"}; !slices.Equal(got, want) {
+		t.Fatalf("forwarded to %v, want %v", got, want)
+	}
+	evs := drainEvents(&s.fx)
+	if len(evs) != 1 || evs[0].Kind != EventMessage || evs[0].Origin != "o" || evs[0].From != "a" || evs[0].Hops != 1 {
+		t.Fatalf("events %+v", evs)
+	}
+	// Second copy from b: dropped.
+	s.receive("b", m, t0)
+	if got := sent(&s.fx); len(got) != 0 {
+		t.Fatalf("duplicate forwarded to %v", got)
+	}
+	if s.ctr.duplicates.Load() != 1 {
+		t.Fatalf("duplicates = %d", s.ctr.duplicates.Load())
+	}
+	// Tampered payload is a different message (a new hash).
+	s.receive("b", &wireMsg{K: kindGossip, Origin: "o", Seq: 1, Stamp: 5, Payload: []byte("HI")}, t0)
+	if got := sent(&s.fx); !slices.Equal(got, []string{"a gossip", "c gossip"}) {
+		t.Fatalf("tampered copy forwarded to %v", got)
+	}
+	// Gossip from a non-neighbour is dropped.
+	s.receive("stranger", &wireMsg{K: kindGossip, Origin: "x", Seq: 1, Payload: []byte("x")}, t0)
+	if got := sent(&s.fx); len(got) != 0 {
+		t.Fatalf("gossip from a stranger forwarded to %v", got)
+	}
+	if s.ctr.dropped.Load() != 1 {
+		t.Fatalf("dropped = %d", s.ctr.dropped.Load())
+	}
+}
+
+func TestPeerOriginatesSpecMessages(t *testing.T) {
+	s := joinedPeer(t, []string{"a"}, WithMessages(3))
+	now := t0
+	var texts []string
+	for range 6 {
+		now = now.Add(DefaultGossipInterval)
+		s.tick(now)
+		for _, o := range s.fx.sends {
+			if o.msg.K == kindGossip {
+				texts = append(texts, string(o.msg.Payload))
+			}
+		}
+		sent(&s.fx)
+	}
+	want := []string{
+		FormatStamp(t0.Add(5*time.Second)) + ":p:1:1",
+		FormatStamp(t0.Add(10*time.Second)) + ":p:1:2",
+		FormatStamp(t0.Add(15*time.Second)) + ":p:1:3",
+	}
+	if diff := cmp.Diff(want, texts); diff != "" {
+		t.Fatalf("messages (-want +got):\n%s", diff)
+	}
+}
+
+func TestPeerRefusesBeyondMaxDegree(t *testing.T) {
+	s := joinedPeer(t, []string{"a", "b"}, WithMaxDegree(2))
+	s.receive("c", &wireMsg{K: kindConnect}, t0)
+	if got := sent(&s.fx); !slices.Equal(got, []string{"c connect-reject"}) {
+		t.Fatalf("sent %v, want a reject", got)
+	}
+}
+
+func TestPeerLeaveDropsNeighbour(t *testing.T) {
+	s := joinedPeer(t, []string{"a", "b"})
+	s.receive("a", &wireMsg{K: kindLeave}, t0)
+	if _, ok := s.nbrs["a"]; ok {
+		t.Fatal("neighbour kept after leave")
+	}
+	if _, ok := s.known["a"]; ok {
+		t.Fatal("left peer still a candidate")
+	}
+}
+
+func newTestSeed(t *testing.T, opts ...Option) *seedState {
+	s := newSeedState(testConfig(t, opts...), "s1", []string{"s1", "s2", "s3"}, new(seedCounters))
+	s.start(t0)
+	for _, p := range []string{"a", "b", "c"} {
+		s.receive(p, &wireMsg{K: kindRegister}, t0)
+	}
+	sent(&s.fx)
+	drainEvents(&s.fx)
+	return s
+}
+
+func TestSeedRegisterAndList(t *testing.T) {
+	s := newTestSeed(t)
+	s.receive("d", &wireMsg{K: kindRegister, Degree: 3}, t0)
+	if len(s.fx.sends) != 1 || s.fx.sends[0].msg.K != kindRegisterAck {
+		t.Fatalf("sent %v", sent(&s.fx))
+	}
+	want := []wirePeer{{Addr: "a"}, {Addr: "b"}, {Addr: "c"}}
+	if diff := cmp.Diff(want, s.fx.sends[0].msg.Peers); diff != "" {
+		t.Fatalf("peer list (-want +got):\n%s", diff)
+	}
+	sent(&s.fx)
+	s.receive("zz", &wireMsg{K: kindPeerListReq}, t0)
+	if got := sent(&s.fx); !slices.Equal(got, []string{"zz register-reject"}) {
+		t.Fatalf("unregistered asker got %v", got)
+	}
+}
+
+func TestSeedProbeRefutesLivePeer(t *testing.T) {
+	s := newTestSeed(t)
+	s.receive("a", &wireMsg{K: kindDeadReport, Addr: "b", Stamp: 1}, t0)
+	s.receive("c", &wireMsg{K: kindDeadReport, Addr: "b", Stamp: 2}, t0)
+	if got := sent(&s.fx); !slices.Equal(got, []string{"b ping"}) {
+		t.Fatalf("sent %v, want one probe", got)
+	}
+	s.receive("b", &wireMsg{K: kindPong, Stamp: s.probes["b"].first, Addr: "s1"}, t0.Add(time.Second))
+	evs := drainEvents(&s.fx)
+	if diff := cmp.Diff([]EventKind{EventDeadReportReceived, EventDeadReportReceived, EventDeadReportRefuted}, kindsOf(evs)); diff != "" {
+		t.Fatalf("events (-want +got):\n%s", diff)
+	}
+	if got := evs[2].Peers; !slices.Equal(got, []string{"a", "c"}) {
+		t.Fatalf("reporters %v", got)
+	}
+	s.tick(t0.Add(time.Hour))
+	if !slices.Contains(*s.view.Load(), "b") {
+		t.Fatal("live peer removed")
+	}
+}
+
+func TestSeedProbeRemovesDeadPeer(t *testing.T) {
+	s := newTestSeed(t, WithProbe(3, time.Second))
+	s.receive("a", &wireMsg{K: kindDeadReport, Addr: "b", Stamp: 1}, t0)
+	now := t0
+	all := sent(&s.fx)
+	for range 5 {
+		now = now.Add(time.Second)
+		s.tick(now)
+		all = append(all, sent(&s.fx)...)
+	}
+	want := []string{"b ping", "b ping", "b ping", "s2 seed-dead", "s3 seed-dead"}
+	if !slices.Equal(all, want) {
+		t.Errorf("sent %v, want %v: three probes, then the other seeds told", all, want)
+	}
+	if slices.Contains(*s.view.Load(), "b") {
+		t.Fatal("dead peer kept")
+	}
+	// A report relayed by another seed is checked but not relayed again.
+	s.receive("s2", &wireMsg{K: kindSeedDead, Addr: "c"}, now)
+	for range 4 {
+		now = now.Add(time.Second)
+		s.tick(now)
+	}
+	for _, x := range sent(&s.fx) {
+		if x != "c ping" {
+			t.Errorf("unexpected send %q", x)
+		}
+	}
+}
+
+func TestSeedIgnoresReportAboutUnknownPeer(t *testing.T) {
+	s := newTestSeed(t)
+	s.receive("a", &wireMsg{K: kindDeadReport, Addr: "nobody", Stamp: 1}, t0)
+	if got := sent(&s.fx); len(got) != 0 {
+		t.Fatalf("probed an unregistered address: %v", got)
+	}
+}
+
+func TestSeenSetBounds(t *testing.T) {
+	s := newSeenSet(3, time.Minute)
+	id := func(i int) msgID { return gossipID("o", uint64(i), 0, nil) }
+	for i := range 5 {
+		if !s.add(id(i), t0) {
+			t.Fatalf("id %d not new", i)
+		}
+	}
+	if s.len() != 3 || s.contains(id(0)) || !s.contains(id(4)) {
+		t.Fatalf("size bound: len %d", s.len())
+	}
+	if s.add(id(4), t0) {
+		t.Fatal("duplicate accepted")
+	}
+	s.expire(t0.Add(time.Minute))
+	if s.len() != 0 {
+		t.Fatalf("ttl: len %d after expiry", s.len())
+	}
+	// Many entries exercise compaction.
+	big := newSeenSet(10, time.Second)
+	for i := range 5000 {
+		big.add(id(i), t0.Add(time.Duration(i)*time.Millisecond))
+	}
+	if big.len() != 10 || len(big.order)-big.head != 10 {
+		t.Fatalf("compaction: len %d, queue %d", big.len(), len(big.order)-big.head)
+	}
+}
+
+func TestOptionValidation(t *testing.T) {
+	bad := []Option{
+		WithGossipInterval(0), WithLivenessInterval(-1), WithMaxMisses(0), WithMinDegree(0),
+		WithMaxDegree(0), WithDegreeExponent(0.5), WithRegisterTimeout(0), WithRetryBackoff(0, 1),
+		WithJoinTimeout(-1), WithConnectTimeout(0), WithSeenSet(0, time.Second), WithMaxPayload(0),
+		WithProbe(0, time.Second), WithPeerListLimit(0), WithMaxPeers(0), WithMessages(-1),
+		WithLogger(nil), WithCodec(nil), WithMessageFunc(nil), WithMaxHops(0),
+		WithRefreshInterval(0), WithMaintainInterval(0),
+	}
+	for i, o := range bad {
+		if _, err := newConfig([]Option{o}); err == nil {
+			t.Errorf("option %d accepted", i)
+		}
+	}
+	if _, err := newConfig([]Option{WithMinDegree(5), WithMaxDegree(4)}); err == nil {
+		t.Error("min degree above max accepted")
+	}
+	if _, err := newConfig([]Option{nil, WithMessages(0)}); err != nil {
+		t.Errorf("nil option: %v", err)
+	}
+}

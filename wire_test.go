@@ -1,0 +1,140 @@
+package gossip
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/gossip-dev/gossip/codec"
+)
+
+// wireSamples has one message of every kind, with the fields it uses.
+func wireSamples() []*wireMsg {
+	return []*wireMsg{
+		{V: 1, K: kindRegister, Degree: 3},
+		{V: 1, K: kindRegisterAck, Peers: []wirePeer{{Addr: "127.0.0.1:8001", Degree: 2}, {Addr: "127.0.0.1:8002"}}},
+		{V: 1, K: kindRegisterReject, Reason: "seed full"},
+		{V: 1, K: kindPeerListReq},
+		{V: 1, K: kindPeerList, Peers: []wirePeer{{Addr: "[::1]:8001", Degree: 7}}},
+		{V: 1, K: kindDegree, Degree: 12},
+		{V: 1, K: kindDeadReport, Addr: "127.0.0.1:8003", Stamp: 1764081234125000000},
+		{V: 1, K: kindSeedDead, Addr: "127.0.0.1:8003", Stamp: 1764081234125000000},
+		{V: 1, K: kindLeave},
+		{V: 1, K: kindConnect},
+		{V: 1, K: kindConnectAck},
+		{V: 1, K: kindConnectReject, Reason: "full"},
+		{V: 1, K: kindDisconnect},
+		{V: 1, K: kindGossip, Origin: "127.0.0.1:8001", Seq: 10, Stamp: -5, Hops: 3, Payload: []byte("1764081234.125:127.0.0.1:8001:10")},
+		{V: 1, K: kindGossip, Origin: "o", Seq: 1 << 63, Payload: []byte{0, 0xff, 0x80}},
+		{V: 1, K: kindPing, Stamp: 1764081234125000001},
+		{V: 1, K: kindPong, Stamp: 1764081234125000001, Addr: "127.0.0.1:8001"},
+	}
+}
+
+func TestWireRoundTrip(t *testing.T) {
+	covered := map[kind]bool{}
+	for _, cd := range []codec.Codec{codec.Msgpack(), codec.JSON()} {
+		for _, m := range wireSamples() {
+			covered[m.K] = true
+			b, err := cd.Marshal(m)
+			if err != nil {
+				t.Fatalf("%s marshal %v: %v", cd.Name(), m.K, err)
+			}
+			var got wireMsg
+			if err := cd.Unmarshal(b, &got); err != nil {
+				t.Fatalf("%s unmarshal %v: %v", cd.Name(), m.K, err)
+			}
+			if diff := cmp.Diff(m, &got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("%s %v (-want +got):\n%s", cd.Name(), m.K, diff)
+			}
+			if err := got.validate(DefaultMaxPayload); err != nil {
+				t.Errorf("%s %v: valid message rejected: %v", cd.Name(), m.K, err)
+			}
+		}
+	}
+	for k := kind(1); k < kindMax; k++ {
+		if !covered[k] {
+			t.Errorf("no round-trip sample for %v", k)
+		}
+	}
+}
+
+func TestWireValidate(t *testing.T) {
+	bad := []*wireMsg{
+		{V: 0, K: kindPing},
+		{V: 1, K: 0},
+		{V: 1, K: kindMax},
+		{V: 1, K: 200},
+		{V: 1, K: kindDeadReport},
+		{V: 1, K: kindGossip, Payload: []byte("x")},
+		{V: 1, K: kindGossip, Origin: "o", Payload: make([]byte, 11)},
+		{V: 1, K: kindRegister, Degree: -1},
+		{V: 1, K: kindGossip, Origin: "o", Hops: -1},
+	}
+	for i, m := range bad {
+		if err := m.validate(10); err == nil {
+			t.Errorf("%d: %+v accepted", i, m)
+		}
+	}
+	if err := (&wireMsg{V: 1, K: kindGossip, Origin: "o", Payload: make([]byte, 11)}).validate(10); !errors.Is(err, ErrPayloadTooLarge) {
+		t.Errorf("oversized payload: %v, want ErrPayloadTooLarge", err)
+	}
+	// Newer versions are accepted (fields they add are ignored).
+	if err := (&wireMsg{V: 9, K: kindPing}).validate(10); err != nil {
+		t.Errorf("newer version rejected: %v", err)
+	}
+}
+
+func TestGossipIDDistinguishes(t *testing.T) {
+	base := gossipID("a:1", 1, 2, []byte("x"))
+	for name, id := range map[string]msgID{
+		"origin":  gossipID("a:2", 1, 2, []byte("x")),
+		"seq":     gossipID("a:1", 2, 2, []byte("x")),
+		"stamp":   gossipID("a:1", 1, 3, []byte("x")),
+		"payload": gossipID("a:1", 1, 2, []byte("y")),
+		"shift":   gossipID("a:", 1, 2, []byte("1x")),
+	} {
+		if id == base {
+			t.Errorf("changing the %s does not change the id", name)
+		}
+	}
+}
+
+// FuzzDecodeMessage feeds arbitrary frames to the decoder and validator the
+// node runs on every inbound frame: no panic, and what passes must
+// re-encode to an equal message.
+func FuzzDecodeMessage(f *testing.F) {
+	cd := codec.Msgpack()
+	for _, m := range wireSamples() {
+		b, _ := cd.Marshal(m)
+		f.Add(b)
+	}
+	f.Add([]byte{})
+	f.Add([]byte{0xdf, 0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{0xc6, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		var m wireMsg
+		if err := cd.Unmarshal(frame, &m); err != nil {
+			if !errors.Is(err, codec.ErrMalformed) {
+				t.Fatalf("decode error %v does not wrap codec.ErrMalformed", err)
+			}
+			return
+		}
+		if m.validate(DefaultMaxPayload) != nil {
+			return
+		}
+		b, err := cd.Marshal(&m)
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		var again wireMsg
+		if err := cd.Unmarshal(b, &again); err != nil {
+			t.Fatalf("decode of re-encoded: %v", err)
+		}
+		if diff := cmp.Diff(&m, &again, cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("round trip (-first +second):\n%s", diff)
+		}
+	})
+}
