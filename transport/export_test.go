@@ -1,0 +1,32 @@
+package transport
+
+// Hooks exposes the TCP transport's internal event hooks to the external
+// test package. Each function may be nil and is called on a transport
+// goroutine, never under a lock.
+type Hooks struct {
+	BeforeDial func(addr string)
+	AfterBatch func(addr string, n int)
+	PeerClosed func(addr string)
+	WriterDone func(addr string)
+	Rejected   func(remote string, err error)
+}
+
+// WithHooks installs h.
+func WithHooks(h Hooks) TCPOption {
+	return func(c *tcpConfig) error {
+		c.hooks = tcpHooks{
+			beforeDial: h.BeforeDial,
+			afterBatch: h.AfterBatch,
+			peerClosed: h.PeerClosed,
+			writerDone: h.WriterDone,
+			rejected:   h.Rejected,
+		}
+		return nil
+	}
+}
+
+// HelloFrame returns the wire bytes of a hello announcing addr.
+func HelloFrame(addr string) []byte { return appendFrame(nil, helloPayload(addr)) }
+
+// Frame returns the wire bytes of frame.
+func Frame(frame []byte) []byte { return appendFrame(nil, frame) }

@@ -1,0 +1,535 @@
+package transport_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gossip-dev/gossip/transport"
+	"github.com/gossip-dev/gossip/transport/transporttest"
+)
+
+// guard bounds every wait in these tests. It only catches hangs.
+const guard = 10 * time.Second
+
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// listen starts a TCP transport on 127.0.0.1:0 that is closed at cleanup.
+func listen(t testing.TB, opts ...transport.TCPOption) *transport.TCP {
+	t.Helper()
+	return listenAt(t, "127.0.0.1:0", opts...)
+}
+
+func listenAt(t testing.TB, addr string, opts ...transport.TCPOption) *transport.TCP {
+	t.Helper()
+	opts = append([]transport.TCPOption{transport.WithLogger(testLogger(t))}, opts...)
+	tr, err := transport.ListenTCP(addr, opts...)
+	if err != nil {
+		t.Fatalf("ListenTCP(%q): %v", addr, err)
+	}
+	t.Cleanup(func() {
+		if err := tr.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return tr
+}
+
+func TestTCPConformance(t *testing.T) {
+	transporttest.RunWithOptions(t, func(t *testing.T) (transport.Transport, transport.Transport) {
+		return listen(t), listen(t)
+	}, transporttest.Options{MaxFrame: 1 << 20})
+}
+
+func TestTCPConformanceSmallLimit(t *testing.T) {
+	transporttest.RunWithOptions(t, func(t *testing.T) (transport.Transport, transport.Transport) {
+		return listen(t, transport.WithMaxFrameSize(100)), listen(t, transport.WithMaxFrameSize(100))
+	}, transporttest.Options{MaxFrame: 100})
+}
+
+// recvOne waits for one packet on tr.
+func recvOne(t *testing.T, tr transport.Transport) transport.Packet {
+	t.Helper()
+	select {
+	case p := <-tr.Packets():
+		return p
+	case <-time.After(guard):
+		t.Fatalf("no packet at %s within %v", tr.Addr(), guard)
+		return transport.Packet{}
+	}
+}
+
+// wait blocks until ch yields a value.
+func wait[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(guard):
+		var zero T
+		t.Fatalf("timed out waiting for %s", what)
+		return zero
+	}
+}
+
+// rawDial opens a plain TCP connection to addr with a guard deadline.
+func rawDial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	_ = c.SetDeadline(time.Now().Add(guard))
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func write(t *testing.T, c net.Conn, chunks ...[]byte) {
+	t.Helper()
+	for _, b := range chunks {
+		if _, err := c.Write(b); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+	}
+}
+
+// expectClosed reads from c until the transport closes it. It fails if the
+// guard deadline expires first or if the transport sends any data.
+func expectClosed(t *testing.T, c net.Conn) {
+	t.Helper()
+	var b [64]byte
+	n, err := c.Read(b[:])
+	if n > 0 {
+		t.Fatalf("transport wrote %d bytes to an inbound conn", n)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatal("transport did not close the connection")
+	}
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("read on closed conn: %v", err)
+	}
+}
+
+// rejections returns a hook that reports rejected inbound connections.
+func rejections() (chan error, transport.TCPOption) {
+	ch := make(chan error, 16)
+	return ch, transport.WithHooks(transport.Hooks{Rejected: func(_ string, err error) { ch <- err }})
+}
+
+func header(n uint32) []byte { return []byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)} }
+
+func TestTCPOversizedLengthPrefix(t *testing.T) {
+	const limit = 1 << 20
+	for _, n := range []uint32{0xFFFFFFFF, limit + 1} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			b := listen(t, transport.WithMaxFrameSize(limit))
+			c := rawDial(t, b.Addr())
+			write(t, c, transport.HelloFrame("127.0.0.1:1"), transport.Frame([]byte("ok")))
+			if p := recvOne(t, b); string(p.Payload) != "ok" || p.From != "127.0.0.1:1" {
+				t.Fatalf("got %q from %q", p.Payload, p.From)
+			}
+
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			write(t, c, header(n), []byte("some trailing bytes"))
+			expectClosed(t, c)
+			runtime.ReadMemStats(&after)
+			if d := after.TotalAlloc - before.TotalAlloc; d >= limit {
+				t.Errorf("allocated %d bytes after a %d-byte length prefix, want < %d", d, n, limit)
+			}
+			if got := b.Stats().FramesReceived; got != 1 {
+				t.Errorf("FramesReceived = %d, want 1", got)
+			}
+		})
+	}
+}
+
+func TestTCPBadHandshake(t *testing.T) {
+	hello := func(payload string) []byte { return transport.Frame([]byte(payload)) }
+	tests := []struct {
+		name string
+		data []byte
+	}{
+		{"http", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")},
+		{"empty frame", hello("")},
+		{"bad magic", hello("XSPT1\x00127.0.0.1:1")},
+		{"bad version", hello("GSPT9\x00127.0.0.1:1")},
+		{"no address", hello("GSPT1\x00")},
+		{"no port", hello("GSPT1\x00127.0.0.1")},
+		{"port zero", hello("GSPT1\x00127.0.0.1:0")},
+		{"empty host", hello("GSPT1\x00:7000")},
+		{"control bytes", hello("GSPT1\x00127.0.0.1:1\n")},
+		{"long hello", hello("GSPT1\x00" + strings.Repeat("a", 1000) + ":1")},
+		{"spoofed IP", transport.HelloFrame("10.9.9.9:1")},
+		{"half closed in hello", []byte{0, 0, 0, 20, 'G', 'S'}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rejected, hook := rejections()
+			b := listen(t, hook)
+			c := rawDial(t, b.Addr())
+			write(t, c, tc.data)
+			_ = c.(*net.TCPConn).CloseWrite()
+			expectClosed(t, c)
+			if err := wait(t, rejected, "rejection"); !errors.Is(err, transport.ErrHandshake) {
+				t.Errorf("rejection error = %v, want ErrHandshake", err)
+			}
+			if st := b.Stats(); st.RejectedConns != 1 || st.FramesReceived != 0 {
+				t.Errorf("stats = %+v, want 1 rejected conn and no frames", st)
+			}
+		})
+	}
+}
+
+func TestTCPHandshakeTimeout(t *testing.T) {
+	rejected, hook := rejections()
+	b := listen(t, hook, transport.WithHandshakeTimeout(50*time.Millisecond))
+	c := rawDial(t, b.Addr())
+	write(t, c, []byte{0, 0}) // half a header, then silence
+	expectClosed(t, c)
+	err := wait(t, rejected, "rejection")
+	var ne net.Error
+	if !errors.Is(err, transport.ErrHandshake) || !errors.As(err, &ne) || !ne.Timeout() {
+		t.Errorf("rejection error = %v, want a timeout wrapping ErrHandshake", err)
+	}
+}
+
+func TestTCPAnnouncedHostName(t *testing.T) {
+	b := listen(t)
+	c := rawDial(t, b.Addr())
+	write(t, c, transport.HelloFrame("localhost:7000"), transport.Frame([]byte("hi")))
+	if p := recvOne(t, b); p.From != "localhost:7000" || string(p.Payload) != "hi" {
+		t.Fatalf("got %q from %q, want \"hi\" from localhost:7000", p.Payload, p.From)
+	}
+}
+
+func TestTCPInboundIdleTimeout(t *testing.T) {
+	b := listen(t, transport.WithIdleTimeout(100*time.Millisecond))
+	c := rawDial(t, b.Addr())
+	write(t, c, transport.HelloFrame("127.0.0.1:1"), transport.Frame([]byte("x")))
+	recvOne(t, b)
+	expectClosed(t, c)
+}
+
+func TestTCPWriterIdleExit(t *testing.T) {
+	done := make(chan string, 1)
+	a := listen(t, transport.WithIdleTimeout(50*time.Millisecond),
+		transport.WithHooks(transport.Hooks{WriterDone: func(addr string) { done <- addr }}))
+	b := listen(t)
+	if err := a.Send(context.Background(), b.Addr(), []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	recvOne(t, b)
+	if addr := wait(t, done, "idle writer to exit"); addr != b.Addr() {
+		t.Fatalf("writer for %s exited, want %s", addr, b.Addr())
+	}
+	// The next Send starts a fresh writer and conn.
+	if err := a.Send(context.Background(), b.Addr(), []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	if p := recvOne(t, b); string(p.Payload) != "2" {
+		t.Fatalf("got %q, want \"2\"", p.Payload)
+	}
+	if d := a.Stats().Dropped; d != 0 {
+		t.Fatalf("Dropped = %d, want 0", d)
+	}
+}
+
+func TestTCPHalfClosedMidFrame(t *testing.T) {
+	b := listen(t)
+	c := rawDial(t, b.Addr())
+	write(t, c, transport.HelloFrame("127.0.0.1:1"), header(100), []byte("only ten.."))
+	_ = c.(*net.TCPConn).CloseWrite()
+	expectClosed(t, c)
+	if st := b.Stats(); st.FramesReceived != 0 || st.RejectedConns != 0 {
+		t.Fatalf("stats = %+v, want nothing received or rejected", st)
+	}
+	select {
+	case p := <-b.Packets():
+		t.Fatalf("truncated frame delivered: %q", p.Payload)
+	default:
+	}
+}
+
+func TestTCPMaxConns(t *testing.T) {
+	rejected, hook := rejections()
+	b := listen(t, hook, transport.WithMaxConns(1))
+	c1 := rawDial(t, b.Addr())
+	write(t, c1, transport.HelloFrame("127.0.0.1:1"), transport.Frame([]byte("first")))
+	recvOne(t, b) // c1 is served, so it holds the only slot
+	c2 := rawDial(t, b.Addr())
+	expectClosed(t, c2)
+	wait(t, rejected, "rejection")
+	write(t, c1, transport.Frame([]byte("still open")))
+	if p := recvOne(t, b); string(p.Payload) != "still open" {
+		t.Fatalf("got %q", p.Payload)
+	}
+	if got := b.Stats().RejectedConns; got != 1 {
+		t.Fatalf("RejectedConns = %d, want 1", got)
+	}
+}
+
+func TestTCPAddrInUse(t *testing.T) {
+	a := listen(t)
+	_, err := transport.ListenTCP(a.Addr(), transport.WithLogger(testLogger(t)))
+	if !errors.Is(err, transport.ErrAddrInUse) || !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("ListenTCP on a taken port = %v, want ErrAddrInUse and EADDRINUSE", err)
+	}
+}
+
+func TestListenTCPAddresses(t *testing.T) {
+	if a := listenAt(t, ":0"); !strings.HasPrefix(a.Addr(), "127.0.0.1:") {
+		t.Errorf(`ListenTCP(":0").Addr() = %q, want 127.0.0.1:port`, a.Addr())
+	}
+	if _, err := transport.ListenTCP("0.0.0.0:0"); err == nil || !strings.Contains(err.Error(), "WithAdvertiseAddr") {
+		t.Errorf("ListenTCP(0.0.0.0:0) without advertise address = %v, want an error naming WithAdvertiseAddr", err)
+	}
+	if a := listenAt(t, "0.0.0.0:0", transport.WithAdvertiseAddr("127.0.0.1:7000")); a.Addr() != "127.0.0.1:7000" {
+		t.Errorf("Addr() = %q, want the advertised 127.0.0.1:7000", a.Addr())
+	}
+	listenAt(t, "127.0.0.1:0", nil) // a nil option is skipped
+
+	bad := map[string]transport.TCPOption{
+		"max frame 0":         transport.WithMaxFrameSize(0),
+		"max frame 2GiB":      transport.WithMaxFrameSize(1 << 31),
+		"queue 0":             transport.WithQueueSize(0),
+		"inbox 0":             transport.WithInboxSize(0),
+		"dial timeout 0":      transport.WithDialTimeout(0),
+		"handshake timeout 0": transport.WithHandshakeTimeout(-time.Second),
+		"idle timeout 0":      transport.WithIdleTimeout(0),
+		"max conns 0":         transport.WithMaxConns(0),
+		"nil logger":          transport.WithLogger(nil),
+		"advertise no port":   transport.WithAdvertiseAddr("example.com"),
+		"advertise 0.0.0.0":   transport.WithAdvertiseAddr("0.0.0.0:7000"),
+		"advertise port 0":    transport.WithAdvertiseAddr("10.0.0.1:0"),
+	}
+	for name, opt := range bad {
+		if tr, err := transport.ListenTCP("127.0.0.1:0", opt); err == nil {
+			_ = tr.Close()
+			t.Errorf("%s: ListenTCP succeeded, want an error", name)
+		} else if !strings.HasPrefix(err.Error(), "transport: ") {
+			t.Errorf("%s: error %q lacks the package prefix", name, err)
+		}
+	}
+	if _, err := transport.ListenTCP("no-port"); err == nil {
+		t.Error("ListenTCP(no-port) succeeded")
+	}
+}
+
+func TestTCPDialsFromListenIP(t *testing.T) {
+	a, err := transport.ListenTCP("127.0.0.2:0", transport.WithLogger(testLogger(t)))
+	if err != nil {
+		t.Skipf("cannot bind 127.0.0.2: %v", err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	b := listen(t)
+	// b rejects the handshake unless a dials from 127.0.0.2, its announced IP.
+	if err := a.Send(context.Background(), b.Addr(), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if p := recvOne(t, b); p.From != a.Addr() {
+		t.Fatalf("From = %q, want %q", p.From, a.Addr())
+	}
+}
+
+func TestTCPReconnectAfterPeerRestart(t *testing.T) {
+	peerClosed := make(chan string, 4)
+	a := listen(t, transport.WithHooks(transport.Hooks{PeerClosed: func(addr string) { peerClosed <- addr }}))
+	b, err := transport.ListenTCP("127.0.0.1:0", transport.WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := b.Addr()
+	if err := a.Send(context.Background(), addr, []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	recvOne(t, b)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, peerClosed, "a to notice the peer closing")
+
+	b2 := listenAt(t, addr)
+	for i := range 3 {
+		if err := a.Send(context.Background(), addr, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		if p := recvOne(t, b2); !bytes.Equal(p.Payload, []byte{byte(i)}) || p.From != a.Addr() {
+			t.Fatalf("after restart got %v from %q, want [%d] from %q", p.Payload, p.From, i, a.Addr())
+		}
+	}
+	if d := a.Stats().Dropped; d != 0 {
+		t.Fatalf("Dropped = %d, want 0", d)
+	}
+}
+
+// freeAddr returns a loopback address with nothing listening.
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}
+
+func TestTCPStats(t *testing.T) {
+	batches := make(chan int, 100)
+	done := make(chan string, 4)
+	a := listen(t, transport.WithHooks(transport.Hooks{
+		AfterBatch: func(_ string, n int) { batches <- n },
+		WriterDone: func(addr string) { done <- addr },
+	}))
+	b := listen(t)
+	const n, size = 10, 100
+	for range n {
+		if err := a.Send(context.Background(), b.Addr(), make([]byte, size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range n {
+		recvOne(t, b)
+	}
+	for sent := 0; sent < n; {
+		sent += wait(t, batches, "batch")
+	}
+	const wantBytes = n * (4 + size)
+	if st := a.Stats(); st.FramesSent != n || st.BytesSent != wantBytes || st.Dropped != 0 {
+		t.Errorf("a stats = %+v, want %d frames and %d bytes sent, none dropped", st, n, wantBytes)
+	}
+	if st := b.Stats(); st.FramesReceived != n || st.BytesReceived != wantBytes {
+		t.Errorf("b stats = %+v, want %d frames and %d bytes received", st, n, wantBytes)
+	}
+
+	// A failed dial drops what was queued for that destination.
+	dead := freeAddr(t)
+	if err := a.Send(context.Background(), dead, []byte("lost")); err != nil {
+		t.Fatal(err)
+	}
+	if got := wait(t, done, "writer to the dead address to exit"); got != dead {
+		t.Fatalf("writer for %s exited, want %s", got, dead)
+	}
+	if st := a.Stats(); st.Dropped != 1 {
+		t.Errorf("Dropped after a failed dial = %d, want 1", st.Dropped)
+	}
+}
+
+func TestTCPQueueFullDrops(t *testing.T) {
+	dialing, release := make(chan struct{}, 1), make(chan struct{})
+	a := listen(t, transport.WithQueueSize(1), transport.WithHooks(transport.Hooks{
+		BeforeDial: func(string) { dialing <- struct{}{}; <-release },
+	}))
+	b := listen(t)
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+
+	send := func(s string) {
+		if err := a.Send(context.Background(), b.Addr(), []byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("1")
+	wait(t, dialing, "writer to dial") // the writer holds frame 1
+	send("2")                          // fills the queue of one
+	send("3")                          // dropped
+	send("4")                          // dropped
+	if d := a.Stats().Dropped; d != 2 {
+		t.Errorf("Dropped = %d, want 2", d)
+	}
+	unblock()
+	for _, want := range []string{"1", "2"} {
+		if p := recvOne(t, b); string(p.Payload) != want {
+			t.Fatalf("got %q, want %q", p.Payload, want)
+		}
+	}
+}
+
+func TestTCPBurstIsCoalesced(t *testing.T) {
+	release := make(chan struct{})
+	batches := make(chan int, 1000)
+	a := listen(t, transport.WithHooks(transport.Hooks{
+		BeforeDial: func(string) { <-release },
+		AfterBatch: func(_ string, n int) { batches <- n },
+	}))
+	b := listen(t)
+	const n = 1000
+	for i := range n {
+		if err := a.Send(context.Background(), b.Addr(), []byte(fmt.Sprintf("frame %04d", i))); err != nil {
+			close(release)
+			t.Fatal(err)
+		}
+	}
+	close(release)
+	for i := range n {
+		if p := recvOne(t, b); string(p.Payload) != fmt.Sprintf("frame %04d", i) {
+			t.Fatalf("frame %d = %q", i, p.Payload)
+		}
+	}
+	calls := 0
+	for sent := 0; sent < n; calls++ {
+		sent += wait(t, batches, "batch")
+	}
+	if st := a.Stats(); st.FramesSent != n || st.Dropped != 0 {
+		t.Errorf("stats = %+v, want %d frames sent and none dropped", st, n)
+	}
+	// The first frame is taken before the dial blocks; the other 999 wait
+	// in the queue and must go out as one batch.
+	if calls > 2 {
+		t.Errorf("%d frames written in %d batches, want at most 2", n, calls)
+	}
+}
+
+func TestTCPCloseDuringSends(t *testing.T) {
+	a := listen(t)
+	b := listen(t)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range 4 {
+		wg.Go(func() {
+			<-start
+			for {
+				err := a.Send(context.Background(), b.Addr(), []byte("spam"))
+				if errors.Is(err, transport.ErrClosed) {
+					return
+				}
+				if err != nil {
+					t.Errorf("Send: %v", err)
+					return
+				}
+			}
+		})
+	}
+	close(start)
+	recvOne(t, b)
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+}
+
+func TestTCPSendCanceledContext(t *testing.T) {
+	a := listen(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := a.Send(ctx, a.Addr(), []byte("x")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Send with a canceled context = %v, want context.Canceled", err)
+	}
+}
