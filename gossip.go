@@ -269,6 +269,10 @@ type config struct {
 	maxPayload       int
 	maxHops          int
 	messageFunc      func(now time.Time, addr string, seq int) []byte
+	livenessRetry    time.Duration // 0: no retransmission; -1: interval/3
+	antiEntropy      time.Duration // 0 disables
+	cacheSize        int
+	cacheTTL         time.Duration
 
 	// seed
 	probeTimeout  time.Duration
@@ -296,6 +300,9 @@ const (
 	DefaultSeenTTL          = 10 * time.Minute
 	DefaultMaxPayload       = 64 << 10
 	DefaultMaxHops          = 64
+	DefaultAntiEntropy      = 20 * time.Second
+	DefaultCacheSize        = 1024
+	DefaultCacheTTL         = 5 * time.Minute
 	DefaultProbeTimeout     = 2 * time.Second
 	DefaultProbeAttempts    = 3
 	DefaultPeerListLimit    = 512
@@ -324,6 +331,10 @@ func newConfig(opts []Option) (*config, error) {
 		maxPayload:       DefaultMaxPayload,
 		maxHops:          DefaultMaxHops,
 		messageFunc:      SpecMessage,
+		livenessRetry:    -1,
+		antiEntropy:      DefaultAntiEntropy,
+		cacheSize:        DefaultCacheSize,
+		cacheTTL:         DefaultCacheTTL,
 		probeTimeout:     DefaultProbeTimeout,
 		probeAttempts:    DefaultProbeAttempts,
 		peerListLimit:    DefaultPeerListLimit,
@@ -339,6 +350,15 @@ func newConfig(opts []Option) (*config, error) {
 	}
 	if c.minDegree > c.maxDegree {
 		return nil, fmt.Errorf("%w: min degree %d above max degree %d", ErrBadOption, c.minDegree, c.maxDegree)
+	}
+	if c.livenessRetry < 0 {
+		c.livenessRetry = c.livenessInterval / 3
+	}
+	if c.livenessRetry >= c.livenessInterval {
+		return nil, fmt.Errorf("%w: liveness retransmit %v not below the interval %v", ErrBadOption, c.livenessRetry, c.livenessInterval)
+	}
+	if c.cacheTTL > c.seenTTL {
+		return nil, fmt.Errorf("%w: message cache ttl %v above the seen-set ttl %v", ErrBadOption, c.cacheTTL, c.seenTTL)
 	}
 	if c.retryMin > c.retryMax {
 		return nil, fmt.Errorf("%w: retry backoff min %v above max %v", ErrBadOption, c.retryMin, c.retryMax)
@@ -473,6 +493,51 @@ func WithDegreeExponent(g float64) Option {
 			return fmt.Errorf("%w: degree exponent must be in [1, 10], got %v", ErrBadOption, g)
 		}
 		c.degreeExponent = g
+		return nil
+	}
+}
+
+// WithLivenessRetransmit makes a peer resend an unanswered liveness
+// request once, d after the first copy, within the same round, so that one
+// lost frame on a lossy link does not count as a miss; a round is missed
+// only if neither copy is answered. Default: a third of the liveness
+// interval; 0 disables retransmission. Over TCP, which does not lose
+// frames on a live connection, it changes nothing.
+func WithLivenessRetransmit(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("%w: liveness retransmit must not be negative, got %v", ErrBadOption, d)
+		}
+		c.livenessRetry = d
+		return nil
+	}
+}
+
+// WithAntiEntropy sets how often a peer exchanges a digest of recent
+// message IDs with one random neighbour, pulling the messages it lacks and
+// pushing those the neighbour lacks; a peer also does so with every
+// neighbour it dials. This repairs losses and partitions within the
+// message cache's window. Default 20s; 0 disables the periodic exchange.
+func WithAntiEntropy(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("%w: anti-entropy interval must not be negative, got %v", ErrBadOption, d)
+		}
+		c.antiEntropy = d
+		return nil
+	}
+}
+
+// WithMessageCache bounds the recent messages a peer keeps to repair its
+// neighbours by anti-entropy: at most size messages, each kept for ttl
+// (default 1024 messages, 5 minutes). ttl must not exceed the seen-set ttl.
+// size 0 disables the cache and so anti-entropy.
+func WithMessageCache(size int, ttl time.Duration) Option {
+	return func(c *config) error {
+		if size < 0 || size > maxDigest || ttl <= 0 {
+			return fmt.Errorf("%w: message cache needs 0 <= size <= %d and ttl > 0, got %d, %v", ErrBadOption, maxDigest, size, ttl)
+		}
+		c.cacheSize, c.cacheTTL = size, ttl
 		return nil
 	}
 }

@@ -94,6 +94,8 @@ type PeerStats struct {
 	Duplicates uint64
 	// Forwarded counts messages relayed to a neighbour.
 	Forwarded uint64
+	// Repaired counts messages sent to a neighbour by anti-entropy.
+	Repaired uint64
 	// DeadReports counts neighbours reported dead.
 	DeadReports uint64
 	// Dropped counts messages refused: from non-neighbours or unexpected.
@@ -110,6 +112,7 @@ func (p *Peer) Stats() PeerStats {
 		Delivered:   p.ctr.delivered.Load(),
 		Duplicates:  p.ctr.duplicates.Load(),
 		Forwarded:   p.ctr.forwarded.Load(),
+		Repaired:    p.ctr.repaired.Load(),
 		DeadReports: p.ctr.deadReports.Load(),
 		Dropped:     p.ctr.dropped.Load(),
 		BadFrames:   p.n.stats.badFrames.Load(),

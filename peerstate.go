@@ -35,7 +35,7 @@ type neighbor struct {
 
 // peerCounters are read concurrently through Peer.Stats.
 type peerCounters struct {
-	originated, delivered, duplicates, forwarded, dropped, deadReports atomic.Uint64
+	originated, delivered, duplicates, forwarded, dropped, deadReports, repaired atomic.Uint64
 }
 
 // peerState is the pure protocol core of a Peer.
@@ -62,8 +62,15 @@ type peerState struct {
 	target  int                  // outbound neighbours this peer dials
 
 	seen       *seenSet
+	cache      *msgCache
 	seq        uint64
 	originated int
+
+	seedPing     int64     // stamp of this round's health ping to the seeds
+	lastSeedPong time.Time // when a seed last answered one
+	lastListReq  time.Time // when peer lists were last requested
+	nextRetry    time.Time // when unanswered liveness requests are resent
+	nextAE       time.Time // next periodic anti-entropy exchange
 
 	nextGossip, nextLiveness, nextMaintain, nextRefresh time.Time
 	stopped                                             bool
@@ -84,6 +91,7 @@ func newPeerState(cfg *config, self string, seeds []string, ctr *peerCounters) *
 		dialing: make(map[string]time.Time),
 		refused: make(map[string]bool),
 		seen:    newSeenSet(cfg.seenSize, cfg.seenTTL),
+		cache:   newMsgCache(cfg.cacheSize, cfg.cacheTTL),
 	}
 	s.seeds = slices.Clone(seeds)
 	s.rng.Shuffle(len(s.seeds), func(i, j int) { s.seeds[i], s.seeds[j] = s.seeds[j], s.seeds[i] })
@@ -110,6 +118,10 @@ func (s *peerState) start(now time.Time) {
 	s.nextLiveness = now.Add(s.cfg.livenessInterval)
 	s.nextMaintain = now.Add(s.cfg.maintainInterval)
 	s.nextRefresh = now.Add(s.cfg.refreshInterval)
+	if s.cfg.antiEntropy > 0 {
+		s.nextAE = now.Add(s.cfg.antiEntropy)
+	}
+	s.lastSeedPong = now
 	s.target = s.drawTarget()
 	s.register(now)
 }
@@ -251,9 +263,18 @@ func (s *peerState) receive(from string, m *wireMsg, now time.Time) {
 			s.fx.send(from, &wireMsg{K: kindDisconnect})
 		}
 	case kindPong:
-		if nb, ok := s.nbrs[from]; ok && m.Addr == s.self && m.Stamp != 0 && m.Stamp == nb.pingStamp {
-			nb.pingStamp, nb.misses = 0, 0
+		if m.Addr != s.self || m.Stamp == 0 {
+			return
 		}
+		if nb, ok := s.nbrs[from]; ok && m.Stamp == nb.pingStamp {
+			nb.pingStamp, nb.misses = 0, 0
+		} else if s.isSeed(from) && m.Stamp == s.seedPing {
+			s.lastSeedPong = now
+		}
+	case kindDigest:
+		s.onDigest(from, m, now)
+	case kindWant:
+		s.onWant(from, m)
 	default:
 		s.ctr.dropped.Add(1)
 		s.log.Debug("dropping unexpected message", "from", from, "kind", m.K)
@@ -361,6 +382,30 @@ func (s *peerState) dropNeighbor(addr, reason string, now time.Time) {
 	s.emit(Event{Kind: EventNeighborDown, Time: now, Addr: addr, Reason: reason})
 	s.degreeChanged()
 	s.fill(now)
+	s.heal(now)
+}
+
+// heal asks the seeds for fresh candidates when the known ones cannot
+// restore the degree, and registers again when every neighbour is gone: a
+// peer that was frozen or cut off may have been removed meanwhile.
+func (s *peerState) heal(now time.Time) {
+	if !s.joined || s.stopped {
+		return
+	}
+	if s.degree() == 0 {
+		for _, a := range s.registeredSeeds() {
+			s.fx.send(a, &wireMsg{K: kindRegister})
+		}
+		s.lastListReq = now
+		return
+	}
+	short := s.outboundCount()+len(s.dialing) < s.target || s.degree()+len(s.dialing) < s.cfg.minDegree
+	if short && now.Sub(s.lastListReq) >= time.Second {
+		s.lastListReq = now
+		for _, a := range s.registeredSeeds() {
+			s.fx.send(a, &wireMsg{K: kindPeerListReq})
+		}
+	}
 }
 
 // degreeChanged tells the seeds the new degree (they use it for
@@ -403,6 +448,7 @@ func (s *peerState) onConnectAck(from string, now time.Time) {
 		return
 	}
 	s.addNeighbor(from, true, now)
+	s.sendDigest(from, now)
 }
 
 func (s *peerState) onGossip(from string, m *wireMsg, now time.Time) {
@@ -426,13 +472,16 @@ func (s *peerState) onGossip(from string, m *wireMsg, now time.Time) {
 		return
 	}
 	fwd := &wireMsg{K: kindGossip, Origin: m.Origin, Seq: m.Seq, Stamp: m.Stamp, Hops: hops, Payload: m.Payload}
+	peers := []string{from}
 	for _, a := range s.neighborsSorted() {
 		if a == from || a == m.Origin {
 			continue
 		}
 		s.fx.send(a, fwd)
+		peers = append(peers, a)
 		s.ctr.forwarded.Add(1)
 	}
+	s.cache.add(id, fwd, peers, now)
 }
 
 func (s *peerState) neighborsSorted() []string { return *s.view.Load() }
@@ -442,11 +491,13 @@ func (s *peerState) neighborsSorted() []string { return *s.view.Load() }
 func (s *peerState) originate(payload []byte, now time.Time) {
 	s.seq++
 	m := &wireMsg{K: kindGossip, Origin: s.self, Seq: s.seq, Stamp: now.UnixNano(), Payload: payload}
-	s.seen.add(gossipID(m.Origin, m.Seq, m.Stamp, m.Payload), now)
+	id := gossipID(m.Origin, m.Seq, m.Stamp, m.Payload)
+	s.seen.add(id, now)
 	to := s.neighborsSorted()
 	for _, a := range to {
 		s.fx.send(a, m)
 	}
+	s.cache.add(id, m, slices.Clone(to), now)
 	s.ctr.originated.Add(1)
 	s.emit(Event{Kind: EventOriginated, Time: now, Origin: s.self, Seq: s.seq, Stamp: time.Unix(0, m.Stamp), Payload: payload, Peers: to})
 }
@@ -492,6 +543,24 @@ func (s *peerState) tick(now time.Time) {
 		s.nextLiveness = now.Add(s.cfg.livenessInterval)
 		s.checkLiveness(now)
 		s.seen.expire(now)
+		s.cache.expire(now)
+		if s.cfg.livenessRetry > 0 {
+			s.nextRetry = now.Add(s.cfg.livenessRetry)
+		}
+	}
+	if !s.nextRetry.IsZero() && !now.Before(s.nextRetry) {
+		s.nextRetry = time.Time{}
+		for _, a := range s.neighborsSorted() {
+			if nb := s.nbrs[a]; nb.pingStamp != 0 {
+				s.fx.send(a, &wireMsg{K: kindPing, Stamp: nb.pingStamp})
+			}
+		}
+	}
+	if !s.nextAE.IsZero() && !now.Before(s.nextAE) {
+		s.nextAE = now.Add(s.cfg.antiEntropy)
+		if nbrs := s.neighborsSorted(); len(nbrs) > 0 {
+			s.sendDigest(nbrs[s.rng.IntN(len(nbrs))], now)
+		}
 	}
 	if !now.Before(s.nextMaintain) {
 		s.nextMaintain = now.Add(s.cfg.maintainInterval)
@@ -537,18 +606,97 @@ func (s *peerState) tickRegistration(now time.Time) {
 
 // checkLiveness counts the unanswered requests of the last round and sends
 // the next round.
+//
+// Local health, after Lifeguard: when most neighbours (at least two) miss
+// at once and no seed answered this peer's own health check for two
+// rounds, the likelier explanation is that this peer is cut off, so it
+// accuses nobody and keeps checking.
 func (s *peerState) checkLiveness(now time.Time) {
+	var dying []string
 	for _, a := range s.neighborsSorted() {
 		nb := s.nbrs[a]
 		if nb.pingStamp != 0 {
 			nb.misses++
 			if nb.misses >= s.cfg.maxMisses {
-				s.declareDead(a, now)
-				continue
+				dying = append(dying, a)
 			}
 		}
 		nb.pingStamp = now.UnixNano()
 		s.fx.send(a, &wireMsg{K: kindPing, Stamp: nb.pingStamp})
+	}
+	isolated := now.Sub(s.lastSeedPong) > 2*s.cfg.livenessInterval
+	if len(dying) >= 2 && 2*len(dying) > s.degree() && isolated {
+		s.log.Warn("most neighbours and every seed silent: suspecting own link, reporting nobody",
+			"silent", len(dying), "neighbours", s.degree())
+		for _, a := range dying {
+			s.nbrs[a].misses = s.cfg.maxMisses - 1
+		}
+		dying = nil
+	}
+	for _, a := range dying {
+		s.declareDead(a, now)
+	}
+	// This round's health check of the seeds.
+	if seeds := s.registeredSeeds(); len(seeds) > 0 {
+		s.seedPing = now.UnixNano()
+		for _, a := range seeds {
+			s.fx.send(a, &wireMsg{K: kindPing, Stamp: s.seedPing})
+		}
+	}
+}
+
+// sendDigest offers to neighbour to the IDs of the messages this peer
+// has held for a moment (newer ones may still be in flight to it).
+func (s *peerState) sendDigest(to string, now time.Time) {
+	if s.cfg.cacheSize == 0 {
+		return
+	}
+	s.fx.send(to, &wireMsg{K: kindDigest, IDs: s.cache.ids(now.Add(-digestGuard), maxDigest)})
+}
+
+// digestGuard keeps messages younger than this out of digests and pushes,
+// so that a copy still in flight is not sent twice.
+const digestGuard = time.Second
+
+// onDigest pulls what the neighbour has and this peer lacks, and pushes
+// what this peer has, the neighbour lacks, and was never exchanged with it.
+func (s *peerState) onDigest(from string, m *wireMsg, now time.Time) {
+	if _, ok := s.nbrs[from]; !ok {
+		s.ctr.dropped.Add(1)
+		return
+	}
+	has := make(map[msgID]bool, len(m.IDs))
+	var want []uint64
+	for _, id := range m.IDs {
+		has[msgID(id)] = true
+		if !s.seen.contains(msgID(id)) {
+			want = append(want, id)
+		}
+	}
+	if len(want) > 0 {
+		s.fx.send(from, &wireMsg{K: kindWant, IDs: want})
+	}
+	for _, e := range s.cache.entries(now.Add(-digestGuard)) {
+		if !has[e.id] && !slices.Contains(e.peers, from) && e.msg.Origin != from {
+			s.fx.send(from, e.msg)
+			e.mark(from)
+			s.ctr.repaired.Add(1)
+		}
+	}
+}
+
+// onWant sends the requested messages that are still cached.
+func (s *peerState) onWant(from string, m *wireMsg) {
+	if _, ok := s.nbrs[from]; !ok {
+		s.ctr.dropped.Add(1)
+		return
+	}
+	for _, id := range m.IDs {
+		if e := s.cache.get(msgID(id)); e != nil {
+			s.fx.send(from, e.msg)
+			e.mark(from)
+			s.ctr.repaired.Add(1)
+		}
 	}
 }
 
@@ -579,6 +727,8 @@ func (s *peerState) next() time.Time {
 	}
 	earliest(s.nextMaintain)
 	earliest(s.nextRefresh)
+	earliest(s.nextRetry)
+	earliest(s.nextAE)
 	earliest(s.retryAt)
 	for _, l := range s.links {
 		if l.state == seedPending {

@@ -30,6 +30,8 @@ func wireSamples() []*wireMsg {
 		{V: 1, K: kindGossip, Origin: "o", Seq: 1 << 63, Payload: []byte{0, 0xff, 0x80}},
 		{V: 1, K: kindPing, Stamp: 1764081234125000001},
 		{V: 1, K: kindPong, Stamp: 1764081234125000001, Addr: "127.0.0.1:8001"},
+		{V: 1, K: kindDigest, IDs: []uint64{1, 1 << 63, 42}},
+		{V: 1, K: kindWant, IDs: []uint64{7}},
 	}
 }
 
@@ -72,6 +74,7 @@ func TestWireValidate(t *testing.T) {
 		{V: 1, K: kindGossip, Origin: "o", Payload: make([]byte, 11)},
 		{V: 1, K: kindRegister, Degree: -1},
 		{V: 1, K: kindGossip, Origin: "o", Hops: -1},
+		{V: 1, K: kindDigest, IDs: make([]uint64, maxDigest+1)},
 	}
 	for i, m := range bad {
 		if err := m.validate(10); err == nil {

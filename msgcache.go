@@ -1,0 +1,97 @@
+package gossip
+
+import (
+	"slices"
+	"time"
+)
+
+// msgCache keeps recent gossip messages for anti-entropy, with the
+// neighbours each one was exchanged with (received from or sent to), the
+// spec's "Message List". It is bounded in entries and age; entries are
+// kept in arrival order so eviction pops the oldest.
+type msgCache struct {
+	max   int
+	ttl   time.Duration
+	byID  map[msgID]*cacheEntry
+	order []*cacheEntry // FIFO; order[head:] are live
+	head  int
+}
+
+type cacheEntry struct {
+	id    msgID
+	at    time.Time
+	msg   *wireMsg // as this peer forwards it (Hops included)
+	peers []string // neighbours that have it from us or gave it to us
+}
+
+func newMsgCache(max int, ttl time.Duration) *msgCache {
+	return &msgCache{max: max, ttl: ttl, byID: make(map[msgID]*cacheEntry)}
+}
+
+func (c *msgCache) add(id msgID, m *wireMsg, peers []string, now time.Time) {
+	if c.max == 0 {
+		return
+	}
+	if _, ok := c.byID[id]; ok {
+		return
+	}
+	c.expire(now)
+	if len(c.byID) >= c.max {
+		c.pop()
+	}
+	e := &cacheEntry{id: id, at: now, msg: m, peers: peers}
+	c.byID[id] = e
+	c.order = append(c.order, e)
+}
+
+func (c *msgCache) get(id msgID) *cacheEntry { return c.byID[id] }
+
+// ids returns the IDs of messages that arrived at or before cutoff, oldest
+// first, at most limit of the newest such.
+func (c *msgCache) ids(cutoff time.Time, limit int) []uint64 {
+	live := c.order[c.head:]
+	end := len(live)
+	for end > 0 && live[end-1].at.After(cutoff) {
+		end--
+	}
+	live = live[max(0, end-limit):end]
+	out := make([]uint64, len(live))
+	for i, e := range live {
+		out[i] = uint64(e.id)
+	}
+	return out
+}
+
+// entries returns the cached entries that arrived at or before cutoff.
+func (c *msgCache) entries(cutoff time.Time) []*cacheEntry {
+	live := c.order[c.head:]
+	end := len(live)
+	for end > 0 && live[end-1].at.After(cutoff) {
+		end--
+	}
+	return live[:end]
+}
+
+func (e *cacheEntry) mark(peer string) {
+	if !slices.Contains(e.peers, peer) {
+		e.peers = append(e.peers, peer)
+	}
+}
+
+func (c *msgCache) expire(now time.Time) {
+	for c.head < len(c.order) && now.Sub(c.order[c.head].at) >= c.ttl {
+		c.pop()
+	}
+}
+
+func (c *msgCache) pop() {
+	delete(c.byID, c.order[c.head].id)
+	c.order[c.head] = nil
+	c.head++
+	if c.head > 256 && c.head*2 > len(c.order) {
+		n := copy(c.order, c.order[c.head:])
+		clear(c.order[n:])
+		c.order = c.order[:n]
+		c.head = 0
+	}
+}
