@@ -73,6 +73,7 @@ type cluster struct {
 	seedsBy map[string]*Seed
 	trs     []transport.Transport
 	errs    map[string]error
+	done    map[string]chan struct{}
 }
 
 func newCluster(t *testing.T, nSeeds int, opts ...Option) *cluster {
@@ -85,6 +86,7 @@ func newCluster(t *testing.T, nSeeds int, opts ...Option) *cluster {
 		peers:   make(map[string]*Peer),
 		seedsBy: make(map[string]*Seed),
 		errs:    make(map[string]error),
+		done:    make(map[string]chan struct{}),
 	}
 	c.opts = append([]Option{WithLogger(quietLogger(t)), WithEventHandler(c.rec.handler())}, opts...)
 	for i := range nSeeds {
@@ -106,16 +108,44 @@ func (c *cluster) transport(addr string) transport.Transport {
 
 func (c *cluster) run(addr string, run func(context.Context) error) {
 	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
 	c.mu.Lock()
 	c.cancels[addr] = cancel
+	c.done[addr] = done
 	c.mu.Unlock()
 	c.g.Go(func() error {
+		defer close(done)
 		err := run(ctx)
 		c.mu.Lock()
 		c.errs[addr] = err
 		c.mu.Unlock()
 		return nil
 	})
+}
+
+// crash makes the node at addr vanish without a goodbye: the network drops
+// its traffic, its Run is stopped (its leave messages are lost) and its
+// transport closed. restart brings up a fresh node at the same address.
+func (c *cluster) crash(addr string) {
+	c.t.Helper()
+	c.net.Crash(addr)
+	c.mu.Lock()
+	cancel, done := c.cancels[addr], c.done[addr]
+	c.mu.Unlock()
+	cancel()
+	<-done
+	c.closeTransport(addr)
+	c.net.Restore(addr) // the address is free again, with nobody behind it
+}
+
+func (c *cluster) closeTransport(addr string) {
+	for i, tr := range c.trs {
+		if tr.Addr() == addr {
+			_ = tr.Close()
+			c.trs = slices.Delete(c.trs, i, i+1)
+			return
+		}
+	}
 }
 
 // startSeeds starts the seeds at addrs, or all seeds if addrs is nil.

@@ -1,14 +1,10 @@
 package gossip
 
-import (
-	"slices"
-	"time"
-)
+import "time"
 
 // msgCache keeps recent gossip messages for anti-entropy, with the
-// neighbours each one was exchanged with (received from or sent to), the
-// spec's "Message List". It is bounded in entries and age; entries are
-// kept in arrival order so eviction pops the oldest.
+// neighbour each one came from. It is bounded in entries and age; entries
+// are kept in arrival order so eviction pops the oldest.
 type msgCache struct {
 	max   int
 	ttl   time.Duration
@@ -20,15 +16,15 @@ type msgCache struct {
 type cacheEntry struct {
 	id    msgID
 	at    time.Time
-	msg   *wireMsg // as this peer forwards it (Hops included)
-	peers []string // neighbours that have it from us or gave it to us
+	msg  *wireMsg // as this peer forwards it (Hops included)
+	from string   // the neighbour it came from; "" if originated here
 }
 
 func newMsgCache(max int, ttl time.Duration) *msgCache {
 	return &msgCache{max: max, ttl: ttl, byID: make(map[msgID]*cacheEntry)}
 }
 
-func (c *msgCache) add(id msgID, m *wireMsg, peers []string, now time.Time) {
+func (c *msgCache) add(id msgID, m *wireMsg, from string, now time.Time) {
 	if c.max == 0 {
 		return
 	}
@@ -39,7 +35,7 @@ func (c *msgCache) add(id msgID, m *wireMsg, peers []string, now time.Time) {
 	if len(c.byID) >= c.max {
 		c.pop()
 	}
-	e := &cacheEntry{id: id, at: now, msg: m, peers: peers}
+	e := &cacheEntry{id: id, at: now, msg: m, from: from}
 	c.byID[id] = e
 	c.order = append(c.order, e)
 }
@@ -70,12 +66,6 @@ func (c *msgCache) entries(cutoff time.Time) []*cacheEntry {
 		end--
 	}
 	return live[:end]
-}
-
-func (e *cacheEntry) mark(peer string) {
-	if !slices.Contains(e.peers, peer) {
-		e.peers = append(e.peers, peer)
-	}
 }
 
 func (c *msgCache) expire(now time.Time) {

@@ -472,16 +472,14 @@ func (s *peerState) onGossip(from string, m *wireMsg, now time.Time) {
 		return
 	}
 	fwd := &wireMsg{K: kindGossip, Origin: m.Origin, Seq: m.Seq, Stamp: m.Stamp, Hops: hops, Payload: m.Payload}
-	peers := []string{from}
 	for _, a := range s.neighborsSorted() {
 		if a == from || a == m.Origin {
 			continue
 		}
 		s.fx.send(a, fwd)
-		peers = append(peers, a)
 		s.ctr.forwarded.Add(1)
 	}
-	s.cache.add(id, fwd, peers, now)
+	s.cache.add(id, fwd, from, now)
 }
 
 func (s *peerState) neighborsSorted() []string { return *s.view.Load() }
@@ -497,7 +495,7 @@ func (s *peerState) originate(payload []byte, now time.Time) {
 	for _, a := range to {
 		s.fx.send(a, m)
 	}
-	s.cache.add(id, m, slices.Clone(to), now)
+	s.cache.add(id, m, "", now)
 	s.ctr.originated.Add(1)
 	s.emit(Event{Kind: EventOriginated, Time: now, Origin: s.self, Seq: s.seq, Stamp: time.Unix(0, m.Stamp), Payload: payload, Peers: to})
 }
@@ -659,7 +657,8 @@ func (s *peerState) sendDigest(to string, now time.Time) {
 const digestGuard = time.Second
 
 // onDigest pulls what the neighbour has and this peer lacks, and pushes
-// what this peer has, the neighbour lacks, and was never exchanged with it.
+// what this peer has and the neighbour lacks (a copy sent earlier may have
+// been lost), except what came from that neighbour.
 func (s *peerState) onDigest(from string, m *wireMsg, now time.Time) {
 	if _, ok := s.nbrs[from]; !ok {
 		s.ctr.dropped.Add(1)
@@ -677,9 +676,8 @@ func (s *peerState) onDigest(from string, m *wireMsg, now time.Time) {
 		s.fx.send(from, &wireMsg{K: kindWant, IDs: want})
 	}
 	for _, e := range s.cache.entries(now.Add(-digestGuard)) {
-		if !has[e.id] && !slices.Contains(e.peers, from) && e.msg.Origin != from {
+		if !has[e.id] && e.from != from && e.msg.Origin != from {
 			s.fx.send(from, e.msg)
-			e.mark(from)
 			s.ctr.repaired.Add(1)
 		}
 	}
@@ -694,7 +692,6 @@ func (s *peerState) onWant(from string, m *wireMsg) {
 	for _, id := range m.IDs {
 		if e := s.cache.get(msgID(id)); e != nil {
 			s.fx.send(from, e.msg)
-			e.mark(from)
 			s.ctr.repaired.Add(1)
 		}
 	}

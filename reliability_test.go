@@ -1,0 +1,304 @@
+package gossip
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/gossip-dev/gossip/transport"
+)
+
+// Reliability scenarios from the [reliability] issue, in virtual time.
+const (
+	churnPeers    = 100
+	churnLoss     = 0.05
+	churnDuration = 30 * time.Minute
+	churnEvery    = 30 * time.Second
+	churnFraction = 0.10
+	churnDowntime = 10 * time.Second
+	churnGossip   = time.Minute // one message per peer per minute
+	highLoss      = 0.10
+)
+
+// delivery checks that every message originated by a peer in stable
+// reached every other peer in stable, and returns the number checked.
+func checkDelivery(t *testing.T, rec *recorder, stable []string) int {
+	t.Helper()
+	originated := map[string][]uint64{}
+	for _, ev := range rec.kind(EventOriginated) {
+		if slices.Contains(stable, ev.Node) {
+			originated[ev.Node] = append(originated[ev.Node], ev.Seq)
+		}
+	}
+	got := map[string]map[msgKey]bool{}
+	for _, ev := range rec.kind(EventMessage) {
+		if got[ev.Node] == nil {
+			got[ev.Node] = map[msgKey]bool{}
+		}
+		got[ev.Node][msgKey{ev.Origin, ev.Seq}] = true
+	}
+	checked, missing := 0, 0
+	for _, p := range stable {
+		for origin, seqs := range originated {
+			if origin == p {
+				continue
+			}
+			for _, seq := range seqs {
+				checked++
+				if !got[p][msgKey{origin, seq}] {
+					missing++
+					if missing <= 10 {
+						t.Errorf("%s never delivered %s#%d", p, origin, seq)
+					}
+				}
+			}
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d of %d deliveries missing", missing, checked)
+	}
+	return checked
+}
+
+// TestChurnWithLoss: 100 peers, 5% loss on every link, 30 virtual minutes;
+// a fixed 10% of the peers crash every 30 s and restart (as new processes,
+// with no state) 10 s later. Every message from a peer that stayed up
+// reaches every peer that stayed up, no live peer is removed, and
+// restarted peers rejoin within one refresh interval.
+func TestChurnWithLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long scenario")
+	}
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 3, WithMessages(int(churnDuration/churnGossip)-3), WithGossipInterval(churnGossip))
+		c.net.SetDefaultFault(transport.Fault{Drop: churnLoss})
+		c.startSeeds()
+		peers := c.startPeers(churnPeers, joinGap)
+		rng := rand.New(rand.NewPCG(7, 7))
+		churned := map[string]bool{}
+		for _, i := range rng.Perm(len(peers))[:int(churnFraction*churnPeers)] {
+			churned[peers[i]] = true
+		}
+		type window struct{ down, up time.Time }
+		downtime := map[string][]window{}
+		start := time.Now()
+		var restarts []time.Time
+		for time.Since(start) < churnDuration-3*time.Minute {
+			time.Sleep(churnEvery - churnDowntime)
+			for _, a := range peers {
+				if churned[a] {
+					downtime[a] = append(downtime[a], window{down: time.Now()})
+					c.crash(a)
+				}
+			}
+			time.Sleep(churnDowntime)
+			restarted := time.Now()
+			for _, a := range peers {
+				if churned[a] {
+					downtime[a][len(downtime[a])-1].up = restarted
+					c.startPeer(a, WithRandSeed(rng.Uint64()), WithMessages(0))
+				}
+			}
+			restarts = append(restarts, restarted)
+		}
+		time.Sleep(churnDuration - time.Since(start))
+		synctest.Wait()
+
+		var stable []string
+		for _, a := range peers {
+			if !churned[a] {
+				stable = append(stable, a)
+			}
+		}
+		n := checkDelivery(t, c.rec, stable)
+		// No seed removed a peer while it was up.
+		removedLive := 0
+		for _, ev := range c.rec.kind(EventPeerRemoved) {
+			up := true
+			for _, w := range downtime[ev.Addr] {
+				if !ev.Time.Before(w.down) && ev.Time.Before(w.up.Add(time.Second)) {
+					up = false
+				}
+			}
+			if up {
+				removedLive++
+				t.Errorf("seed %s removed live peer %s at %v (reason %s)", ev.Node, ev.Addr, ev.Time.Sub(start), ev.Reason)
+			}
+		}
+		// Each restart rejoined through the seeds within one refresh
+		// interval (and before its next crash).
+		var slowest time.Duration
+		for a := range churned {
+			joins := c.rec.filter(func(ev Event) bool { return ev.Node == a && ev.Kind == EventJoined })
+			for _, r := range restarts {
+				i := slices.IndexFunc(joins, func(ev Event) bool { return !ev.Time.Before(r) })
+				if i < 0 || joins[i].Time.Sub(r) > min(DefaultRefreshInterval, churnEvery-churnDowntime) {
+					t.Errorf("%s restarted at %v did not rejoin in time", a, r.Sub(start))
+					continue
+				}
+				slowest = max(slowest, joins[i].Time.Sub(r))
+			}
+		}
+		t.Logf("%d stable peers, %d churned %d times each (slowest rejoin %v); %d deliveries checked; %d removals, %d of live peers",
+			len(stable), len(churned), len(restarts), slowest, n, len(c.rec.kind(EventPeerRemoved)), removedLive)
+	})
+}
+
+// TestNoFalseDeathsUnderLoss: 10% loss on every link for 30 virtual minutes
+// and no crash: no seed accepts a dead-node report.
+func TestNoFalseDeathsUnderLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long scenario")
+	}
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 3, WithMessages(0))
+		c.startSeeds()
+		c.startPeers(churnPeers, joinGap)
+		time.Sleep(time.Minute)
+		c.net.SetDefaultFault(transport.Fault{Drop: highLoss})
+		time.Sleep(churnDuration)
+		synctest.Wait()
+		if rm := c.rec.kind(EventPeerRemoved); len(rm) != 0 {
+			t.Errorf("%d false removals, e.g. %v", len(rm), rm[0])
+		}
+		t.Logf("%d dead-node reports sent, %d refuted by probes, 0 accepted",
+			len(c.rec.kind(EventDeadReportSent)), len(c.rec.kind(EventDeadReportRefuted)))
+	})
+}
+
+// TestPartitionHeal splits the network in two halves (seeds included) for
+// two minutes while everybody publishes, then heals it.
+func TestPartitionHeal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n = 40
+		c := newCluster(t, 3, WithMessages(0))
+		c.startSeeds()
+		peers := c.startPeers(n, joinGap)
+		time.Sleep(time.Minute)
+		synctest.Wait()
+
+		left := append(slices.Clone(peers[:n/2]), c.seeds[0])
+		right := append(slices.Clone(peers[n/2:]), c.seeds[1:]...)
+		c.net.Partition(left, right)
+		partitionedAt := time.Now()
+		for range 8 {
+			for _, a := range peers {
+				_ = c.peers[a].Broadcast(t.Context(), []byte(a+" during "+time.Now().String()))
+			}
+			time.Sleep(15 * time.Second)
+		}
+		synctest.Wait()
+		// Inside each side, everything arrived.
+		for _, side := range [][]string{peers[:n/2], peers[n/2:]} {
+			sub := &recorder{events: c.rec.filter(func(ev Event) bool {
+				return slices.Contains(side, ev.Node) && (ev.Kind != EventMessage || slices.Contains(side, ev.Origin))
+			})}
+			checkDelivery(t, sub, side)
+		}
+		c.net.Heal()
+		time.Sleep(DefaultRefreshInterval + 2*DefaultAntiEntropy + time.Minute)
+		synctest.Wait()
+		checkDelivery(t, c.rec, peers)
+		for _, a := range peers {
+			registered := 0
+			for _, s := range c.seedsBy {
+				if slices.Contains(s.Peers(), a) {
+					registered++
+				}
+			}
+			if registered < 2 {
+				t.Errorf("%s registered with %d seeds after the heal, want a majority", a, registered)
+			}
+		}
+		t.Logf("2-minute partition healed; removals (of unreachable peers) meanwhile: %d; healed within %v",
+			len(c.rec.kind(EventPeerRemoved)), time.Since(partitionedAt)-2*time.Minute)
+	})
+}
+
+// TestSeedRestartAndOutage restarts one seed with an empty list, then takes
+// every seed down for five minutes while the peers keep gossiping.
+func TestSeedRestartAndOutage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n = 30
+		c := newCluster(t, 3, WithMessages(0))
+		c.startSeeds()
+		peers := c.startPeers(n, joinGap)
+		time.Sleep(time.Minute)
+		synctest.Wait()
+
+		s0 := c.seeds[0]
+		before := c.seedsBy[s0].Peers()
+		c.crash(s0)
+		c.startSeeds(s0)
+		time.Sleep(DefaultRefreshInterval + time.Second)
+		synctest.Wait()
+		if got := c.seedsBy[s0].Peers(); !slices.Equal(got, before) {
+			t.Errorf("restarted seed lists %d peers after one refresh interval, want %d", len(got), len(before))
+		}
+
+		for _, s := range c.seeds {
+			c.crash(s)
+		}
+		for range 10 {
+			for _, a := range peers {
+				_ = c.peers[a].Broadcast(t.Context(), []byte(a+" "+time.Now().String()))
+			}
+			time.Sleep(30 * time.Second)
+		}
+		synctest.Wait()
+		checkDelivery(t, c.rec, peers)
+		c.startSeeds()
+		time.Sleep(DefaultRefreshInterval + time.Second)
+		synctest.Wait()
+		for _, s := range c.seeds {
+			if got := len(c.seedsBy[s].Peers()); got == 0 {
+				t.Errorf("seed %s empty after the outage", s)
+			}
+		}
+	})
+}
+
+// TestFrozenPeerRejoins freezes a peer for three liveness intervals: it is
+// reported and removed, and once resumed it is back within one refresh
+// interval.
+func TestFrozenPeerRejoins(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 3, WithMessages(0))
+		c.startSeeds()
+		peers := c.startPeers(20, joinGap)
+		time.Sleep(time.Minute)
+		synctest.Wait()
+
+		frozen := peers[5]
+		c.net.Crash(frozen)
+		time.Sleep(4*DefaultLivenessInterval + DefaultProbeAttempts*DefaultProbeTimeout)
+		synctest.Wait()
+		removed := c.rec.filter(func(ev Event) bool { return ev.Kind == EventPeerRemoved && ev.Addr == frozen })
+		if len(removed) == 0 {
+			t.Fatal("frozen peer never removed")
+		}
+		c.net.Restore(frozen)
+		resumed := time.Now()
+		time.Sleep(DefaultRefreshInterval)
+		synctest.Wait()
+		for _, s := range c.seedsBy {
+			if slices.ContainsFunc(removed, func(ev Event) bool { return ev.Node == s.Addr() }) && !slices.Contains(s.Peers(), frozen) {
+				t.Errorf("seed %s has not re-registered %s within %v of resuming", s.Addr(), frozen, time.Since(resumed))
+			}
+		}
+		if len(c.peers[frozen].Neighbors()) < DefaultMinDegree {
+			t.Errorf("resumed peer has neighbours %v", c.peers[frozen].Neighbors())
+		}
+		if err := c.peers[frozen].Broadcast(t.Context(), []byte("back")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		got := c.rec.filter(func(ev Event) bool { return ev.Kind == EventMessage && ev.Origin == frozen })
+		if len(got) != len(peers)-1 {
+			t.Errorf("its message reached %d peers, want %d", len(got), len(peers)-1)
+		}
+	})
+}
