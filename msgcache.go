@@ -14,8 +14,8 @@ type msgCache struct {
 }
 
 type cacheEntry struct {
-	id    msgID
-	at    time.Time
+	id   msgID
+	at   time.Time
 	msg  *wireMsg // as this peer forwards it (Hops included)
 	from string   // the neighbour it came from; "" if originated here
 }
