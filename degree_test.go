@@ -10,8 +10,10 @@ import (
 	"time"
 )
 
+// degreePeers is 1000, or 400 under the race detector.
+var degreePeers = scaled(1000, 400)
+
 const (
-	degreePeers = 1000
 	// Heavy tail: the best-connected peer has at least this many times the
 	// median degree, and the fitted power-law exponent lies in this range.
 	tailRatio   = 4

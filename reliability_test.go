@@ -10,11 +10,22 @@ import (
 	"github.com/gossip-dev/gossip/transport"
 )
 
-// Reliability scenarios from the [reliability] issue, in virtual time.
+// Reliability scenarios from the [reliability] issue, in virtual time. Under
+// the race detector the two longest run on 50 peers for 10 minutes.
+var (
+	churnPeers    = scaled(100, 50)
+	churnDuration = time.Duration(scaled(30, 10)) * time.Minute
+)
+
+func scaled(full, race int) int {
+	if raceEnabled {
+		return race
+	}
+	return full
+}
+
 const (
-	churnPeers    = 100
 	churnLoss     = 0.05
-	churnDuration = 30 * time.Minute
 	churnEvery    = 30 * time.Second
 	churnFraction = 0.10
 	churnDowntime = 10 * time.Second
@@ -78,7 +89,7 @@ func TestChurnWithLoss(t *testing.T) {
 		peers := c.startPeers(churnPeers, joinGap)
 		rng := rand.New(rand.NewPCG(7, 7))
 		churned := map[string]bool{}
-		for _, i := range rng.Perm(len(peers))[:int(churnFraction*churnPeers)] {
+		for _, i := range rng.Perm(len(peers))[:int(churnFraction*float64(churnPeers))] {
 			churned[peers[i]] = true
 		}
 		type window struct{ down, up time.Time }

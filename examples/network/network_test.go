@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/gossip-dev/gossip/examples/internal/out"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fastTiming keeps the whole story within a few seconds.
+var fastTiming = timing{
+	gossip:        50 * time.Millisecond,
+	liveness:      300 * time.Millisecond,
+	misses:        3,
+	probeAttempts: 3,
+	probeTimeout:  100 * time.Millisecond,
+	maintain:      500 * time.Millisecond,
+}
+
+func testConfig(t *testing.T) config {
+	return config{
+		Common: out.Common{Out: t.TempDir(), LogLevel: slog.LevelWarn},
+		// Port 0: the seed list is made of the bound addresses.
+		seeds:    []string{"127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"},
+		peers:    5,
+		messages: 3,
+		kill:     true,
+		stagger:  10 * time.Millisecond,
+		timeout:  12 * time.Second, // failure guard only
+		timing:   fastTiming,
+	}
+}
+
+// TestNetwork runs the whole story in-process and checks the output files.
+func TestNetwork(t *testing.T) {
+	c := testConfig(t)
+	if err := runNetwork(t.Context(), c, t.Output(), t.Output()); err != nil {
+		t.Fatalf("runNetwork: %v", err)
+	}
+
+	files, err := filepath.Glob(filepath.Join(c.Out, "*.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(name string) string {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	var seedFiles, peerFiles []string
+	for _, f := range files {
+		switch base := filepath.Base(f); {
+		case strings.HasPrefix(base, "seed-127.0.0.1-"):
+			seedFiles = append(seedFiles, f)
+		case strings.HasPrefix(base, "peer-127.0.0.1-"):
+			peerFiles = append(peerFiles, f)
+		default:
+			t.Errorf("unexpected file %s", base)
+		}
+	}
+	if len(seedFiles) != 3 || len(peerFiles) != c.peers {
+		t.Fatalf("%d seed files and %d peer files, want 3 and %d: %v", len(seedFiles), len(peerFiles), c.peers, files)
+	}
+
+	line := `^\d\d:\d\d:\d\d\.\d\d\d `
+	// "<time> <timestamp>:<IP>:<Port>:<Msg#> from <relayer>"
+	message := regexp.MustCompile(`(?m)` + line + `\d+\.\d{3}:127\.0\.0\.1:\d+:\d+ from 127\.0\.0\.1:\d+$`)
+	for _, f := range peerFiles {
+		text := read(f)
+		// Every peer receives the messages of the 4 others; the victim
+		// too, as it is killed only after every delivery.
+		if n := len(message.FindAllString(text, -1)); n != (c.peers-1)*c.messages {
+			t.Errorf("%s: %d message lines, want %d:\n%s", filepath.Base(f), n, (c.peers-1)*c.messages, text)
+		}
+		for _, want := range []string{"registered with seed 127.0.0.1:", "joined: registered with 2 seeds", "neighbour connected: 127.0.0.1:"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("%s lacks %q", filepath.Base(f), want)
+			}
+		}
+	}
+
+	dead := regexp.MustCompile(`(?m)` + line + `Dead Node:(127\.0\.0\.1:\d+):\d+\.\d{3}:127\.0\.0\.1:\d+ received from`)
+	removed := regexp.MustCompile(`(?m)` + line + `removed peer (127\.0\.0\.1:\d+) \(dead\); peer list \[`)
+	var victims []string
+	removals := 0
+	for _, f := range seedFiles {
+		text := read(f)
+		for _, m := range dead.FindAllStringSubmatch(text, -1) {
+			victims = append(victims, m[1])
+		}
+		for _, m := range removed.FindAllStringSubmatch(text, -1) {
+			removals++
+			victims = append(victims, m[1])
+		}
+	}
+	if len(victims) == 0 || removals < 2 {
+		t.Fatalf("want a Dead Node line in a seed file and removals by a majority of seeds; got victims %v, %d removals", victims, removals)
+	}
+	for _, v := range victims {
+		if v != victims[0] {
+			t.Errorf("dead-node lines and removals name several peers: %v", victims)
+			break
+		}
+	}
+	victimFile := filepath.Join(c.Out, out.FileName("peer", victims[0]))
+	if !strings.Contains(read(victimFile), "KILLED by the harness") {
+		t.Errorf("%s does not record the kill", filepath.Base(victimFile))
+	}
+	reports := 0
+	for _, f := range peerFiles {
+		if strings.Contains(read(f), "Dead Node:"+victims[0]+":") {
+			reports++
+		}
+	}
+	if reports == 0 {
+		t.Errorf("no peer file has a Dead Node line about %s", victims[0])
+	}
+}
+
+// TestNetworkTimeout checks that an impossible deadline ends the run with
+// an error, every goroutine stopped (goleak checks) and files closed.
+func TestNetworkTimeout(t *testing.T) {
+	c := testConfig(t)
+	c.timeout = 300 * time.Millisecond
+	c.timing.gossip = time.Hour // the gossip phase cannot finish
+	err := runNetwork(t.Context(), c, t.Output(), t.Output())
+	if err == nil || !strings.Contains(err.Error(), "timed out") {
+		t.Fatalf("runNetwork = %v, want a time-out error", err)
+	}
+	if code := out.ExitCode(err); code != 1 {
+		t.Errorf("exit code %d, want 1", code)
+	}
+}
+
+// TestNetworkCancelled checks that cancelling the parent context (Ctrl-C)
+// stops the run promptly.
+func TestNetworkCancelled(t *testing.T) {
+	c := testConfig(t)
+	c.timing.gossip = time.Hour
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	err := runNetwork(ctx, c, t.Output(), t.Output())
+	if err == nil || !strings.Contains(err.Error(), "interrupted") {
+		t.Fatalf("runNetwork = %v, want interrupted", err)
+	}
+}
+
+func TestNetworkBadConfig(t *testing.T) {
+	c := testConfig(t)
+	c.peers = 1
+	if err := runNetwork(t.Context(), c, t.Output(), t.Output()); out.ExitCode(err) != 2 {
+		t.Errorf("peers=1: err %v, exit code %d, want 2", err, out.ExitCode(err))
+	}
+}
