@@ -257,6 +257,7 @@ func (s *peerState) receive(from string, m *wireMsg, now time.Time) {
 	case kindGossip:
 		s.onGossip(from, m, now)
 	case kindPing:
+		s.log.Debug("liveness request; replying", "from", from, "stamp", m.Stamp)
 		s.fx.send(from, &wireMsg{K: kindPong, Stamp: m.Stamp, Addr: from})
 		if _, ok := s.nbrs[from]; !ok && !s.isSeed(from) {
 			// It believes we are neighbours; we do not: tell it.
@@ -267,6 +268,7 @@ func (s *peerState) receive(from string, m *wireMsg, now time.Time) {
 			return
 		}
 		if nb, ok := s.nbrs[from]; ok && m.Stamp == nb.pingStamp {
+			s.log.Debug("liveness reply", "from", from, "stamp", m.Stamp, "misses_cleared", nb.misses)
 			nb.pingStamp, nb.misses = 0, 0
 		} else if s.isSeed(from) && m.Stamp == s.seedPing {
 			s.lastSeedPong = now
@@ -615,11 +617,13 @@ func (s *peerState) checkLiveness(now time.Time) {
 		nb := s.nbrs[a]
 		if nb.pingStamp != 0 {
 			nb.misses++
+			s.log.Debug("liveness request unanswered", "peer", a, "misses", nb.misses)
 			if nb.misses >= s.cfg.maxMisses {
 				dying = append(dying, a)
 			}
 		}
 		nb.pingStamp = now.UnixNano()
+		s.log.Debug("liveness request", "to", a, "stamp", nb.pingStamp)
 		s.fx.send(a, &wireMsg{K: kindPing, Stamp: nb.pingStamp})
 	}
 	isolated := now.Sub(s.lastSeedPong) > 2*s.cfg.livenessInterval
