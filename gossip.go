@@ -279,6 +279,7 @@ type config struct {
 	probeAttempts int
 	peerListLimit int
 	maxPeers      int
+	persistPath   string
 }
 
 // Defaults. Each With* option documents the one it overrides.
@@ -636,6 +637,22 @@ func WithProbe(attempts int, timeout time.Duration) Option {
 // longer list is sampled at random (default 512).
 func WithPeerListLimit(n int) Option {
 	return intOpt("peer list limit", n, 1, func(c *config, v int) { c.peerListLimit = v })
+}
+
+// WithPersistFile makes a seed keep its peer list in the file at path: it
+// loads the list when Run starts and rewrites the file (write, sync,
+// rename; CRC-32C checksummed) at most once a second after changes. A
+// missing file is an empty start; a torn or corrupt one is logged as an
+// error wrapping ErrCorruptState and also gives an empty start. Default:
+// no file (peers re-register within one refresh interval anyway).
+func WithPersistFile(path string) Option {
+	return func(c *config) error {
+		if path == "" {
+			return fmt.Errorf("%w: empty persist file path", ErrBadOption)
+		}
+		c.persistPath = path
+		return nil
+	}
 }
 
 // WithMaxPeers caps how many peers a seed keeps registered; further

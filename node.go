@@ -21,9 +21,11 @@ type outbound struct {
 
 // effects is what one step of a state machine asks the shell to do.
 type effects struct {
-	sends  []outbound
-	events []Event
-	fatal  error // non-nil ends Run with this error
+	sends   []outbound
+	events  []Event
+	fatal   error      // non-nil ends Run with this error
+	persist []wirePeer // seeds: the peer list to write to the persist file
+	save    bool       // persist is due
 }
 
 func (fx *effects) send(to string, m *wireMsg) {
@@ -55,6 +57,7 @@ type node struct {
 	started  atomic.Bool
 	done     chan struct{} // closed when the loop has exited
 	stats    nodeStats
+	prepare  func() // run on the loop goroutine before the machine starts
 }
 
 type nodeStats struct {
@@ -116,6 +119,9 @@ func (n *node) do(ctx context.Context, fn func(now time.Time)) error {
 }
 
 func (n *node) loop(ctx context.Context, d *dispatcher) error {
+	if n.prepare != nil {
+		n.prepare()
+	}
 	n.m.start(time.Now())
 	if err := n.flush(ctx, d); err != nil {
 		return err
@@ -189,6 +195,12 @@ func (n *node) flush(ctx context.Context, d *dispatcher) error {
 	if len(fx.events) > 0 {
 		d.push(fx.events)
 		fx.events = nil
+	}
+	if fx.save {
+		if err := writeFileAtomic(n.cfg.persistPath, encodePeerFile(fx.persist)); err != nil {
+			n.log.Warn("cannot persist peer list", "path", n.cfg.persistPath, "err", err)
+		}
+		fx.save, fx.persist = false, nil
 	}
 	err := fx.fatal
 	fx.fatal = nil

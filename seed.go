@@ -35,7 +35,18 @@ func NewSeed(tr transport.Transport, seeds []string, opts ...Option) (*Seed, err
 	}
 	ctr := new(seedCounters)
 	st := newSeedState(cfg, tr.Addr(), slices.Clone(seeds), ctr)
-	return &Seed{n: newNode(tr, cfg, st), st: st, ctr: ctr}, nil
+	n := newNode(tr, cfg, st)
+	if cfg.persistPath != "" {
+		n.prepare = func() {
+			peers, err := loadPeerFile(cfg.persistPath)
+			if err != nil {
+				n.log.Error("cannot restore peer list; starting empty", "path", cfg.persistPath, "err", err)
+				return
+			}
+			st.restored = peers
+		}
+	}
+	return &Seed{n: n, st: st, ctr: ctr}, nil
 }
 
 // Run serves until ctx is done and then returns nil, after every goroutine

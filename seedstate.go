@@ -41,6 +41,11 @@ type seedState struct {
 	peers  map[string]*seedPeer
 	probes map[string]*probe
 	view   atomic.Pointer[[]string] // registered peers, for Seed.Peers
+
+	restored  []wirePeer // loaded from the persist file, added at start
+	dirty     bool       // the list changed since it was last persisted
+	persistAt time.Time  // when to persist it
+	now       time.Time  // of the current step, for scheduling
 }
 
 func newSeedState(cfg *config, self string, seeds []string, ctr *seedCounters) *seedState {
@@ -71,17 +76,48 @@ func (s *seedState) emit(ev Event) {
 
 func (s *seedState) isSeed(addr string) bool { return slices.Contains(s.others, addr) }
 
-func (s *seedState) start(time.Time) {}
+func (s *seedState) start(now time.Time) {
+	for _, p := range s.restored {
+		if p.Addr != s.self && !s.isSeed(p.Addr) && len(s.peers) < s.cfg.maxPeers {
+			s.peers[p.Addr] = &seedPeer{degree: p.Degree, registeredAt: now}
+		}
+	}
+	if len(s.restored) > 0 {
+		s.log.Info("restored peer list from file", "peers", len(s.peers), "path", s.cfg.persistPath)
+		v := slices.Sorted(maps.Keys(s.peers))
+		s.view.Store(&v)
+	}
+	s.restored = nil
+}
 
-func (s *seedState) stop(time.Time) {}
+// stop writes a pending change of the peer list.
+func (s *seedState) stop(time.Time) {
+	if s.dirty {
+		s.save()
+	}
+}
+
+func (s *seedState) save() {
+	s.dirty = false
+	s.fx.save = true
+	s.fx.persist = make([]wirePeer, 0, len(s.peers))
+	for _, a := range slices.Sorted(maps.Keys(s.peers)) {
+		s.fx.persist = append(s.fx.persist, wirePeer{Addr: a, Degree: s.peers[a].degree})
+	}
+}
 
 func (s *seedState) listChanged() []string {
 	v := slices.Sorted(maps.Keys(s.peers))
 	s.view.Store(&v)
+	if s.cfg.persistPath != "" && !s.dirty {
+		s.dirty = true
+		s.persistAt = s.now.Add(time.Second)
+	}
 	return slices.Clone(v)
 }
 
 func (s *seedState) receive(from string, m *wireMsg, now time.Time) {
+	s.now = now
 	switch m.K {
 	case kindRegister:
 		s.onRegister(from, m, now)
@@ -176,6 +212,10 @@ func (s *seedState) startProbe(addr, reporter string, fromPeer bool, now time.Ti
 }
 
 func (s *seedState) tick(now time.Time) {
+	s.now = now
+	if s.dirty && !now.Before(s.persistAt) {
+		s.save()
+	}
 	for _, addr := range slices.Sorted(maps.Keys(s.probes)) {
 		p := s.probes[addr]
 		if now.Before(p.deadline) {
@@ -211,6 +251,9 @@ func (s *seedState) remove(addr, reason string, now time.Time) {
 
 func (s *seedState) next() time.Time {
 	var t time.Time
+	if s.dirty {
+		t = s.persistAt
+	}
 	for _, p := range s.probes {
 		if t.IsZero() || p.deadline.Before(t) {
 			t = p.deadline
