@@ -145,7 +145,8 @@ func TestClusterCrash(t *testing.T) {
 		c.stop(victim)
 
 		const L = DefaultLivenessInterval
-		time.Sleep(4*L + DefaultProbeAttempts*DefaultProbeTimeout + time.Second)
+		// Three missed rounds, then the seeds' probes and their vote.
+		time.Sleep(4*L + 2*DefaultProbeAttempts*DefaultProbeTimeout + time.Second)
 		synctest.Wait()
 
 		reports := c.rec.filter(func(ev Event) bool { return ev.Kind == EventDeadReportSent && ev.Addr == victim })

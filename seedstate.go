@@ -20,7 +20,6 @@ type probe struct {
 	attempts  int
 	deadline  time.Time
 	reporters []string
-	fromPeer  bool // reported by a peer (not by another seed)
 }
 
 // seedCounters are read concurrently through Seed.Stats.
@@ -40,6 +39,7 @@ type seedState struct {
 
 	peers  map[string]*seedPeer
 	probes map[string]*probe
+	votes  map[string]map[string]time.Time // peer → seed → when its probes failed
 	view   atomic.Pointer[[]string] // registered peers, for Seed.Peers
 
 	restored  []wirePeer // loaded from the persist file, added at start
@@ -57,6 +57,7 @@ func newSeedState(cfg *config, self string, seeds []string, ctr *seedCounters) *
 		ctr:    ctr,
 		peers:  make(map[string]*seedPeer),
 		probes: make(map[string]*probe),
+		votes:  make(map[string]map[string]time.Time),
 	}
 	for _, a := range seeds {
 		if a != self {
@@ -135,10 +136,19 @@ func (s *seedState) receive(from string, m *wireMsg, now time.Time) {
 	case kindDeadReport:
 		s.ctr.reports.Add(1)
 		s.emit(Event{Kind: EventDeadReportReceived, Time: now, Addr: m.Addr, From: from, Stamp: time.Unix(0, m.Stamp)})
-		s.startProbe(m.Addr, from, true, now)
+		if _, ok := s.peers[m.Addr]; !ok {
+			s.log.Debug("dead-node report about an unregistered peer", "peer", m.Addr, "reporter", from)
+			return
+		}
+		s.startProbe(m.Addr, from, now)
 	case kindSeedDead:
+		// Another seed's probes of m.Addr failed: count its vote, and
+		// probe for ourselves so that we can vote too.
 		if s.isSeed(from) {
-			s.startProbe(m.Addr, from, false, now)
+			s.vote(m.Addr, from, now)
+			if _, voted := s.votes[m.Addr][s.self]; !voted {
+				s.startProbe(m.Addr, from, now)
+			}
 		}
 	case kindLeave:
 		if _, ok := s.peers[from]; ok {
@@ -149,6 +159,7 @@ func (s *seedState) receive(from string, m *wireMsg, now time.Time) {
 	case kindPong:
 		if p, ok := s.probes[from]; ok && m.Addr == s.self && m.Stamp >= p.first {
 			delete(s.probes, from)
+			delete(s.votes[from], s.self)
 			s.ctr.refuted.Add(1)
 			s.log.Info("dead-node report refuted: peer answered", "peer", from, "reporters", p.reporters)
 			s.emit(Event{Kind: EventDeadReportRefuted, Time: now, Addr: from, Peers: p.reporters})
@@ -194,19 +205,18 @@ func (s *seedState) peerList(asker string) []wirePeer {
 }
 
 // startProbe checks a reported peer with the seed's own liveness requests.
-func (s *seedState) startProbe(addr, reporter string, fromPeer bool, now time.Time) {
-	if _, ok := s.peers[addr]; !ok {
-		s.log.Debug("dead-node report about an unregistered peer", "peer", addr, "reporter", reporter)
-		return
-	}
+func (s *seedState) startProbe(addr, reporter string, now time.Time) {
 	if p, ok := s.probes[addr]; ok {
 		if !slices.Contains(p.reporters, reporter) {
 			p.reporters = append(p.reporters, reporter)
 		}
-		p.fromPeer = p.fromPeer || fromPeer
 		return
 	}
-	p := &probe{first: now.UnixNano(), attempts: 1, deadline: now.Add(s.cfg.probeTimeout), reporters: []string{reporter}, fromPeer: fromPeer}
+	if len(s.probes) >= maxProbes {
+		s.log.Warn("too many probes in progress; ignoring report", "peer", addr, "reporter", reporter)
+		return
+	}
+	p := &probe{first: now.UnixNano(), attempts: 1, deadline: now.Add(s.cfg.probeTimeout), reporters: []string{reporter}}
 	s.probes[addr] = p
 	s.fx.send(addr, &wireMsg{K: kindPing, Stamp: p.first})
 }
@@ -228,17 +238,50 @@ func (s *seedState) tick(now time.Time) {
 			continue
 		}
 		delete(s.probes, addr)
-		if _, ok := s.peers[addr]; !ok {
-			continue
+		s.log.Info("peer failed probes; voting for its removal", "peer", addr, "reporters", p.reporters)
+		for _, o := range s.others {
+			s.fx.send(o, &wireMsg{K: kindSeedDead, Addr: addr, Stamp: now.UnixNano()})
 		}
-		s.log.Info("peer failed probes; removing", "peer", addr, "reporters", p.reporters)
+		s.vote(addr, s.self, now)
+	}
+	// Forget votes that are too old to combine with new ones.
+	for addr, vs := range s.votes {
+		maps.DeleteFunc(vs, func(_ string, at time.Time) bool { return now.Sub(at) >= s.voteWindow() })
+		if len(vs) == 0 {
+			delete(s.votes, addr)
+		}
+	}
+}
+
+// maxProbes bounds the probes a seed runs at once.
+const maxProbes = 4096
+
+// voteWindow is how long a failed-probe vote counts: long enough for every
+// seed to finish its own probes after hearing of the first failure.
+func (s *seedState) voteWindow() time.Duration {
+	return 3 * time.Duration(s.cfg.probeAttempts) * s.cfg.probeTimeout
+}
+
+// vote records that seed's probes of addr failed, and removes addr once a
+// majority of all seeds agree: no single seed, and no minority cut off
+// from a live peer, can evict it.
+func (s *seedState) vote(addr, seed string, now time.Time) {
+	vs := s.votes[addr]
+	if vs == nil {
+		if len(s.votes) >= maxProbes {
+			return
+		}
+		vs = make(map[string]time.Time)
+		s.votes[addr] = vs
+	}
+	vs[seed] = now
+	if len(vs) < (len(s.others)+1)/2+1 {
+		return
+	}
+	delete(s.votes, addr)
+	if _, ok := s.peers[addr]; ok {
+		s.log.Info("majority of seeds failed to reach peer; removing", "peer", addr, "seeds", slices.Sorted(maps.Keys(vs)))
 		s.remove(addr, "dead", now)
-		if p.fromPeer {
-			// Let the other seeds check for themselves.
-			for _, o := range s.others {
-				s.fx.send(o, &wireMsg{K: kindSeedDead, Addr: addr, Stamp: now.UnixNano()})
-			}
-		}
 	}
 }
 
@@ -257,6 +300,13 @@ func (s *seedState) next() time.Time {
 	for _, p := range s.probes {
 		if t.IsZero() || p.deadline.Before(t) {
 			t = p.deadline
+		}
+	}
+	for _, vs := range s.votes {
+		for _, at := range vs {
+			if exp := at.Add(s.voteWindow()); t.IsZero() || exp.Before(t) {
+				t = exp
+			}
 		}
 	}
 	return t

@@ -277,7 +277,7 @@ func TestSeedProbeRefutesLivePeer(t *testing.T) {
 	}
 }
 
-func TestSeedProbeRemovesDeadPeer(t *testing.T) {
+func TestSeedProbeRemovesDeadPeerByMajority(t *testing.T) {
 	s := newTestSeed(t, WithProbe(3, time.Second))
 	s.receive("a", &wireMsg{K: kindDeadReport, Addr: "b", Stamp: 1}, t0)
 	now := t0
@@ -289,21 +289,42 @@ func TestSeedProbeRemovesDeadPeer(t *testing.T) {
 	}
 	want := []string{"b ping", "b ping", "b ping", "s2 seed-dead", "s3 seed-dead"}
 	if !slices.Equal(all, want) {
-		t.Errorf("sent %v, want %v: three probes, then the other seeds told", all, want)
+		t.Errorf("sent %v, want %v: three probes, then a vote to the other seeds", all, want)
 	}
+	// One seed of three is no majority.
+	if !slices.Contains(*s.view.Load(), "b") {
+		t.Fatal("removed on this seed's probes alone")
+	}
+	// A second seed's failed probes make a majority.
+	s.receive("s2", &wireMsg{K: kindSeedDead, Addr: "b"}, now)
 	if slices.Contains(*s.view.Load(), "b") {
-		t.Fatal("dead peer kept")
+		t.Fatal("dead peer kept after a majority of seeds failed to reach it")
 	}
-	// A report relayed by another seed is checked but not relayed again.
-	s.receive("s2", &wireMsg{K: kindSeedDead, Addr: "c"}, now)
-	for range 4 {
-		now = now.Add(time.Second)
-		s.tick(now)
+}
+
+func TestSeedVoteStartsOwnProbeAndExpires(t *testing.T) {
+	s := newTestSeed(t, WithProbe(3, time.Second))
+	// Another seed failed to reach c: this seed probes for itself.
+	s.receive("s2", &wireMsg{K: kindSeedDead, Addr: "c"}, t0)
+	if got := sent(&s.fx); !slices.Equal(got, []string{"c ping"}) {
+		t.Fatalf("sent %v, want a probe of c", got)
 	}
-	for _, x := range sent(&s.fx) {
-		if x != "c ping" {
-			t.Errorf("unexpected send %q", x)
-		}
+	// c answers: no vote from this seed, c stays.
+	s.receive("c", &wireMsg{K: kindPong, Stamp: s.probes["c"].first, Addr: "s1"}, t0.Add(time.Second))
+	if !slices.Contains(*s.view.Load(), "c") || s.probes["c"] != nil {
+		t.Fatal("c removed or still probed after answering")
+	}
+	// The lone vote expires; a later single vote is again no majority.
+	now := t0.Add(time.Minute)
+	s.tick(now)
+	s.receive("s3", &wireMsg{K: kindSeedDead, Addr: "c"}, now)
+	if !slices.Contains(*s.view.Load(), "c") {
+		t.Fatal("removed on one vote after the first expired")
+	}
+	// Votes from a non-seed count for nothing.
+	s.receive("mallory", &wireMsg{K: kindSeedDead, Addr: "a"}, now)
+	if len(s.votes["a"]) != 0 {
+		t.Fatal("non-seed vote counted")
 	}
 }
 
