@@ -40,7 +40,7 @@ type seedState struct {
 	peers  map[string]*seedPeer
 	probes map[string]*probe
 	votes  map[string]map[string]time.Time // peer → seed → when its probes failed
-	view   atomic.Pointer[[]string] // registered peers, for Seed.Peers
+	view   atomic.Pointer[[]string]        // registered peers, for Seed.Peers
 
 	restored  []wirePeer // loaded from the persist file, added at start
 	dirty     bool       // the list changed since it was last persisted

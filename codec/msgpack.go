@@ -110,6 +110,9 @@ func (msgpackCodec) Name() string { return "msgpack" }
 // Marshal encodes v as MessagePack. The returned slice is freshly allocated
 // and owned by the caller.
 func (msgpackCodec) Marshal(v any) ([]byte, error) {
+	if out, ok := fastMarshal(v); ok {
+		return out, nil
+	}
 	e := msgpackEncoders.Get().(*msgpackEncoder)
 	e.buf = e.buf[:0]
 	e.enc.ResetBytes(&e.buf)
@@ -138,6 +141,11 @@ func (msgpackCodec) Unmarshal(data []byte, v any) (err error) {
 	// anything that would still escape (e.g. from a user type's hooks).
 	defer recoverMalformed("msgpack", v, &err)
 
+	if _, ok := fastUnmarshal(data, v); ok {
+		return nil
+	}
+	// No plan for v's type, or the fast path gave up: go-msgpack decodes
+	// the whole input, setting every field it holds (see msgpack_fast.go).
 	d := msgpackDecoders.Get().(*codec.Decoder)
 	d.ResetBytes(data)
 	if err := d.Decode(v); err != nil {

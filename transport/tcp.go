@@ -27,7 +27,9 @@ const (
 
 	// maxFrameSizeLimit is the largest accepted WithMaxFrameSize.
 	maxFrameSizeLimit = 1 << 30
-	// writeBufSize and readBufSize size the per-connection buffers.
+	// writeBufSize sizes the write buffers, which writers borrow from a
+	// pool for each batch; readBufSize sizes each inbound connection's
+	// read buffer.
 	writeBufSize = 64 << 10
 	readBufSize  = 16 << 10
 	// Accept loop backoff on errors.
@@ -578,10 +580,16 @@ func (w *writer) retire(drop bool) bool {
 
 // outConn is a live outbound connection.
 type outConn struct {
-	conn net.Conn
-	bw   *bufio.Writer
-	dead chan struct{} // closed when the peer closes or resets the conn
+	conn  net.Conn
+	hello []byte        // the hello frame until the first batch goes out
+	dead  chan struct{} // closed when the peer closes or resets the conn
 }
+
+// writeBufs holds the write buffers. A writer holds one only while it
+// writes a batch, so an idle connection costs no buffer: with the buffer
+// owned per connection, each outbound link pinned writeBufSize bytes for
+// its whole life.
+var writeBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufSize) }}
 
 func (w *writer) run() {
 	t := w.t
@@ -684,12 +692,25 @@ func (w *writer) sendBatch(ocp **outConn, batch [][]byte) bool {
 	}
 }
 
-// write frames batch into oc's buffer and flushes once at the end (and
+// write frames batch into a pooled buffer and flushes once at the end (and
 // whenever the buffer fills). It returns how many frames were flushed to the
 // socket before an error; those are counted as sent and not retried.
 func (w *writer) write(oc *outConn, batch [][]byte) (int, error) {
 	t := w.t
 	_ = oc.conn.SetWriteDeadline(time.Now().Add(t.cfg.idleTimeout))
+	bw := writeBufs.Get().(*bufio.Writer)
+	bw.Reset(oc.conn)
+	defer func() {
+		bw.Reset(nil) // drop the conn and any error state
+		writeBufs.Put(bw)
+	}()
+	if oc.hello != nil {
+		// The hello cannot fail: bufio only reports errors on flush. It
+		// goes out with the batch's first flush; if that fails the
+		// connection is closed, and a new one sends its own hello.
+		_, _ = bw.Write(oc.hello)
+		oc.hello = nil
+	}
 	var hdr [headerLen]byte
 	flushed, pending := 0, 0 // frames known flushed; bytes of frames since then
 	account := func(upto int) {
@@ -698,22 +719,22 @@ func (w *writer) write(oc *outConn, batch [][]byte) (int, error) {
 		flushed, pending = upto, 0
 	}
 	for i, f := range batch {
-		if oc.bw.Buffered() > 0 && oc.bw.Available() < headerLen+len(f) {
-			if err := oc.bw.Flush(); err != nil {
+		if bw.Buffered() > 0 && bw.Available() < headerLen+len(f) {
+			if err := bw.Flush(); err != nil {
 				return flushed, err
 			}
 			account(i)
 		}
 		binary.BigEndian.PutUint32(hdr[:], uint32(len(f)))
-		if _, err := oc.bw.Write(hdr[:]); err != nil {
+		if _, err := bw.Write(hdr[:]); err != nil {
 			return flushed, err
 		}
-		if _, err := oc.bw.Write(f); err != nil {
+		if _, err := bw.Write(f); err != nil {
 			return flushed, err
 		}
 		pending += headerLen + len(f)
 	}
-	if err := oc.bw.Flush(); err != nil {
+	if err := bw.Flush(); err != nil {
 		return flushed, err
 	}
 	account(len(batch))
@@ -723,8 +744,8 @@ func (w *writer) write(oc *outConn, batch [][]byte) (int, error) {
 	return len(batch), nil
 }
 
-// dial connects to the destination and buffers the hello, which goes out
-// with the first flush.
+// dial connects to the destination. The hello goes out with the first
+// batch's first flush.
 func (w *writer) dial() (*outConn, error) {
 	t := w.t
 	if h := t.cfg.hooks.beforeDial; h != nil {
@@ -742,9 +763,7 @@ func (w *writer) dial() (*outConn, error) {
 		_ = c.Close()
 		return nil, ErrClosed
 	}
-	oc := &outConn{conn: c, bw: bufio.NewWriterSize(c, writeBufSize), dead: make(chan struct{})}
-	// The hello cannot fail: bufio only reports errors on flush.
-	_, _ = oc.bw.Write(appendFrame(nil, helloPayload(t.addr)))
+	oc := &outConn{conn: c, hello: appendFrame(nil, helloPayload(t.addr)), dead: make(chan struct{})}
 	// The peer never writes on this conn, so a read returns only when it
 	// closes or resets it; that tells the writer to redial before the next
 	// batch instead of losing it on a dead socket. The read ends when the
