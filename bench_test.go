@@ -228,7 +228,8 @@ func BenchmarkSeenSet(b *testing.B) {
 // n0..n{nbrs-1}, all connected inbound, with its effects drained.
 func benchRelay(b *testing.B, nbrs int) (*peerState, []string) {
 	b.Helper()
-	s := newPeerState(benchConfig(b), "127.0.0.1:50000", []string{"s1", "s2", "s3"}, new(peerCounters))
+	cfg := benchConfig(b)
+	s := newPeerState(cfg, "127.0.0.1:50000", []string{"s1", "s2", "s3"}, new(peerCounters), newReputation(cfg))
 	now := time.Unix(1_700_000_000, 0)
 	s.start(now)
 	for _, sd := range s.seeds[:2] {
@@ -317,7 +318,7 @@ func BenchmarkNodeFlush(b *testing.B) {
 	cfg := benchConfig(b)
 	s, names := benchRelay(b, sends)
 	tr := &discardTransport{}
-	n := newNode(tr, cfg, s)
+	n := newNode(tr, cfg, s, s.rep)
 	d := newDispatcher(nil)
 	ctx := context.Background()
 	m := benchGossip()
@@ -342,7 +343,7 @@ func BenchmarkRelayPath(b *testing.B) {
 	cfg := benchConfig(b)
 	s, names := benchRelay(b, nbrs)
 	tr := &discardTransport{}
-	n := newNode(tr, cfg, s)
+	n := newNode(tr, cfg, s, s.rep)
 	d := newDispatcher(nil)
 	ctx := context.Background()
 	m := benchGossip()

@@ -107,9 +107,14 @@ const (
 	// probe and is kept. Addr is the node, Peers the reporters.
 	EventDeadReportRefuted
 	// EventPeerRemoved (seed): a peer was removed from the peer list.
-	// Addr is the peer, Reason why ("dead" after failed probes, "left"),
-	// Peers the peer list after the change.
+	// Addr is the peer, Reason why ("dead" after failed probes of a
+	// majority of the seeds, "left", "banned"), Peers the peer list after
+	// the change.
 	EventPeerRemoved
+	// EventBanned (seed or peer): a node's reputation fell to the ban
+	// threshold; its frames are ignored for the ban duration. Addr is the
+	// node.
+	EventBanned
 )
 
 var eventNames = [...]string{
@@ -127,6 +132,7 @@ var eventNames = [...]string{
 	EventDeadReportReceived: "dead-report-received",
 	EventDeadReportRefuted:  "dead-report-refuted",
 	EventPeerRemoved:        "peer-removed",
+	EventBanned:             "banned",
 }
 
 // String returns a short lower-case name such as "message".
@@ -204,6 +210,8 @@ func (e Event) String() string {
 		return fmt.Sprintf("dead-node report about %s refuted: it answered the probe (reporters %v)", e.Addr, e.Peers)
 	case EventPeerRemoved:
 		return fmt.Sprintf("removed peer %s (%s); peer list %v", e.Addr, e.Reason, e.Peers)
+	case EventBanned:
+		return fmt.Sprintf("banned %s: reputation fell to the threshold", e.Addr)
 	}
 	return e.Kind.String()
 }
@@ -280,6 +288,20 @@ type config struct {
 	peerListLimit int
 	maxPeers      int
 	persistPath   string
+
+	// abuse resistance
+	frameRate, byteRate   float64
+	frameBurst, byteBurst int
+	originRate            float64
+	originBurst           int
+	halfLife              time.Duration
+	banThreshold          float64
+	banDuration           time.Duration
+	groupPrefix           int
+	groupLimit            int // seed: registrations per address group
+	inboundPerGroup       int // peer: inbound neighbours per address group
+	reportRate            float64
+	reportBurst           int
 }
 
 // Defaults. Each With* option documents the one it overrides.
@@ -308,6 +330,16 @@ const (
 	DefaultProbeAttempts    = 3
 	DefaultPeerListLimit    = 512
 	DefaultMaxPeers         = 100_000
+	DefaultFrameRate        = 2000     // frames per second from one source
+	DefaultByteRate         = 16 << 20 // bytes per second from one source
+	DefaultOriginRate       = 100      // new messages per second from one origin
+	DefaultHalfLife         = 5 * time.Minute
+	DefaultBanThreshold     = -100
+	DefaultBanDuration      = 10 * time.Minute
+	DefaultGroupPrefix      = 24
+	DefaultGroupLimit       = 16
+	DefaultInboundPerGroup  = 8
+	DefaultReportRate       = 1 // dead-node reports per second from one reporter
 )
 
 func newConfig(opts []Option) (*config, error) {
@@ -340,6 +372,20 @@ func newConfig(opts []Option) (*config, error) {
 		probeAttempts:    DefaultProbeAttempts,
 		peerListLimit:    DefaultPeerListLimit,
 		maxPeers:         DefaultMaxPeers,
+		frameRate:        DefaultFrameRate,
+		frameBurst:       2 * DefaultFrameRate,
+		byteRate:         DefaultByteRate,
+		byteBurst:        2 * DefaultByteRate,
+		originRate:       DefaultOriginRate,
+		originBurst:      2 * DefaultOriginRate,
+		halfLife:         DefaultHalfLife,
+		banThreshold:     DefaultBanThreshold,
+		banDuration:      DefaultBanDuration,
+		groupPrefix:      DefaultGroupPrefix,
+		groupLimit:       DefaultGroupLimit,
+		inboundPerGroup:  DefaultInboundPerGroup,
+		reportRate:       DefaultReportRate,
+		reportBurst:      10,
 	}
 	for _, o := range opts {
 		if o == nil {
@@ -651,6 +697,62 @@ func WithPersistFile(path string) Option {
 			return fmt.Errorf("%w: empty persist file path", ErrBadOption)
 		}
 		c.persistPath = path
+		return nil
+	}
+}
+
+// WithRateLimit sets the per-source limits every node applies to inbound
+// frames before decoding them: frames per second and bytes per second, each
+// with a burst of twice the rate (default 2000 frames/s and 16 MiB/s). A
+// frame over a limit is dropped and costs the source reputation.
+func WithRateLimit(framesPerSec, bytesPerSec int) Option {
+	return func(c *config) error {
+		if framesPerSec < 1 || bytesPerSec < 1 {
+			return fmt.Errorf("%w: rate limits must be positive, got %d frames/s, %d bytes/s", ErrBadOption, framesPerSec, bytesPerSec)
+		}
+		c.frameRate, c.frameBurst = float64(framesPerSec), 2*framesPerSec
+		c.byteRate, c.byteBurst = float64(bytesPerSec), 2*bytesPerSec
+		return nil
+	}
+}
+
+// WithOriginRate caps how many new messages per second a peer accepts from
+// one origin, with a burst of twice that (default 100/s). Messages over the
+// cap are dropped, not forwarded; when the origin itself sent them it loses
+// reputation. Applications that broadcast faster must raise it on every
+// peer.
+func WithOriginRate(msgsPerSec int) Option {
+	return intOpt("origin rate", msgsPerSec, 1, func(c *config, v int) {
+		c.originRate, c.originBurst = float64(v), 2*v
+	})
+}
+
+// WithReputation sets how scores behave: they decay towards zero with
+// halfLife, and a node whose score reaches threshold (negative) is
+// disconnected and ignored for banFor (default 5 minutes, -100, 10
+// minutes). See the package documentation for the weights.
+func WithReputation(halfLife time.Duration, threshold float64, banFor time.Duration) Option {
+	return func(c *config) error {
+		if halfLife <= 0 || threshold >= 0 || banFor <= 0 {
+			return fmt.Errorf("%w: reputation needs halfLife > 0, threshold < 0, banFor > 0", ErrBadOption)
+		}
+		c.halfLife, c.banThreshold, c.banDuration = halfLife, threshold, banFor
+		return nil
+	}
+}
+
+// WithAddressGroups sets how addresses are grouped against Sybil and
+// eclipse attacks: IPv4 addresses by their /prefix (default 24; IPv6 by
+// /48), a seed registers at most perSeed peers of one group (default 16) and
+// hands out peer lists in which no group exceeds a tenth of the entries (or
+// 8, if more), and a peer accepts at most inboundPerPeer inbound neighbours
+// of one group (default 8).
+func WithAddressGroups(prefix, perSeed, inboundPerPeer int) Option {
+	return func(c *config) error {
+		if prefix < 8 || prefix > 32 || perSeed < 1 || inboundPerPeer < 1 {
+			return fmt.Errorf("%w: address groups need prefix in [8, 32] and positive limits", ErrBadOption)
+		}
+		c.groupPrefix, c.groupLimit, c.inboundPerGroup = prefix, perSeed, inboundPerPeer
 		return nil
 	}
 }

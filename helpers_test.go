@@ -164,7 +164,9 @@ func (c *cluster) startSeeds(addrs ...string) {
 	}
 }
 
-func peerAddr(i int) string { return fmt.Sprintf("10.1.%d.%d:8000", i/250, i%250+1) }
+// peerAddr gives every test peer its own /24 address group, as honest
+// peers on the Internet would have.
+func peerAddr(i int) string { return fmt.Sprintf("10.%d.%d.1:8000", 1+i/250, i%250) }
 
 func (c *cluster) startPeer(addr string, opts ...Option) *Peer {
 	c.t.Helper()

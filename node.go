@@ -41,6 +41,8 @@ type machine interface {
 	tick(now time.Time)
 	// next returns when tick must run next; the zero time means never.
 	next() time.Time
+	// ban drops addr, whose reputation fell to the ban threshold.
+	ban(addr string, now time.Time)
 	stop(now time.Time)
 	effects() *effects
 }
@@ -58,10 +60,11 @@ type node struct {
 	done     chan struct{} // closed when the loop has exited
 	stats    nodeStats
 	prepare  func() // run on the loop goroutine before the machine starts
+	rep      *reputation
 }
 
 type nodeStats struct {
-	framesIn, framesOut, badFrames, sendErrors atomic.Uint64
+	framesIn, framesOut, badFrames, sendErrors, refused atomic.Uint64
 }
 
 func newRand(cfg *config) *rand.Rand {
@@ -71,8 +74,9 @@ func newRand(cfg *config) *rand.Rand {
 	return rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 }
 
-func newNode(tr transport.Transport, cfg *config, m machine) *node {
+func newNode(tr transport.Transport, cfg *config, m machine, rep *reputation) *node {
 	return &node{
+		rep:      rep,
 		cfg:      cfg,
 		tr:       tr,
 		m:        m,
@@ -139,24 +143,33 @@ func (n *node) loop(ctx context.Context, d *dispatcher) error {
 			return nil
 		case pkt := <-n.tr.Packets():
 			n.stats.framesIn.Add(1)
+			now := time.Now()
+			// Shed work before decoding: banned and over-rate sources.
+			if !n.rep.admit(pkt.From, len(pkt.Payload), now) {
+				n.stats.refused.Add(1)
+				break
+			}
 			var msg wireMsg
-			if err := n.cfg.codec.Unmarshal(pkt.Payload, &msg); err != nil {
-				n.stats.badFrames.Add(1)
-				n.log.LogAttrs(ctx, slog.LevelDebug, "dropping undecodable frame",
-					slog.String("from", pkt.From), slog.Any("err", err))
-				continue
+			err := n.cfg.codec.Unmarshal(pkt.Payload, &msg)
+			if err == nil {
+				err = msg.validate(n.cfg.maxPayload)
 			}
-			if err := msg.validate(n.cfg.maxPayload); err != nil {
+			if err != nil {
 				n.stats.badFrames.Add(1)
-				n.log.LogAttrs(ctx, slog.LevelDebug, "dropping invalid message",
+				n.rep.add(pkt.From, penaltyMalformed, now)
+				n.log.LogAttrs(ctx, slog.LevelDebug, "dropping bad frame",
 					slog.String("from", pkt.From), slog.Any("err", err))
-				continue
+				break
 			}
-			n.m.receive(pkt.From, &msg, time.Now())
+			n.m.receive(pkt.From, &msg, now)
 		case <-timer.C:
 			n.m.tick(time.Now())
 		case req := <-n.requests:
 			req(time.Now())
+		}
+		for _, addr := range n.rep.drainBanned() {
+			n.log.Warn("banning node: reputation fell to the threshold", "addr", addr, "for", n.cfg.banDuration)
+			n.m.ban(addr, time.Now())
 		}
 		if err := n.flush(ctx, d); err != nil {
 			return err

@@ -48,8 +48,9 @@ func NewPeer(tr transport.Transport, seeds []string, opts ...Option) (*Peer, err
 		return nil, err
 	}
 	ctr := new(peerCounters)
-	st := newPeerState(cfg, tr.Addr(), seeds, ctr)
-	return &Peer{n: newNode(tr, cfg, st), st: st, ctr: ctr}, nil
+	rep := newReputation(cfg)
+	st := newPeerState(cfg, tr.Addr(), seeds, ctr, rep)
+	return &Peer{n: newNode(tr, cfg, st, rep), st: st, ctr: ctr}, nil
 }
 
 // Run takes part in the network until ctx is done, then leaves gracefully

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // seedLinkState is where a peer's registration with one seed stands.
@@ -46,6 +48,9 @@ type peerState struct {
 	fx   effects
 	log  *slog.Logger
 	ctr  *peerCounters
+	rep  *reputation
+	// originLim caps new messages per origin; bounded by maxTracked.
+	originLim map[string]*rate.Limiter
 
 	seeds   []string // random order, fixed at start
 	need    int      // ⌊n/2⌋+1
@@ -77,9 +82,11 @@ type peerState struct {
 	view                                                atomic.Pointer[[]string] // neighbours, for Peer.Neighbors
 }
 
-func newPeerState(cfg *config, self string, seeds []string, ctr *peerCounters) *peerState {
+func newPeerState(cfg *config, self string, seeds []string, ctr *peerCounters, rep *reputation) *peerState {
 	s := &peerState{
-		cfg:     cfg,
+		rep:       rep,
+		originLim: make(map[string]*rate.Limiter),
+		cfg:       cfg,
 		self:    self,
 		rng:     newRand(cfg),
 		log:     cfg.logger.With("node", self),
@@ -276,7 +283,7 @@ func (s *peerState) receive(from string, m *wireMsg, now time.Time) {
 	case kindDigest:
 		s.onDigest(from, m, now)
 	case kindWant:
-		s.onWant(from, m)
+		s.onWant(from, m, now)
 	default:
 		s.ctr.dropped.Add(1)
 		s.log.Debug("dropping unexpected message", "from", from, "kind", m.K)
@@ -339,8 +346,20 @@ func (s *peerState) fill(now time.Time) {
 		}
 		cands = append(cands, a)
 	}
+	used := make(map[string]bool)
+	for a, nb := range s.nbrs {
+		if nb.outbound {
+			used[addrGroup(a, s.cfg.groupPrefix)] = true
+		}
+	}
+	for a := range s.dialing {
+		used[addrGroup(a, s.cfg.groupPrefix)] = true
+	}
 	for ; want > 0 && len(cands) > 0; want-- {
-		i := s.pickWeighted(cands)
+		// Prefer address groups this peer has no outbound link to yet,
+		// so that one group cannot take all of them.
+		i := s.pickWeighted(cands, func(a string) bool { return !used[addrGroup(a, s.cfg.groupPrefix)] })
+		used[addrGroup(cands[i], s.cfg.groupPrefix)] = true
 		a := cands[i]
 		cands = slices.Delete(cands, i, i+1)
 		s.dialing[a] = now.Add(s.cfg.connectTimeout)
@@ -349,14 +368,24 @@ func (s *peerState) fill(now time.Time) {
 }
 
 // pickWeighted returns an index into cands with probability proportional
-// to the candidate's reported degree plus one (preferential attachment).
-func (s *peerState) pickWeighted(cands []string) int {
+// to the candidate's reported degree plus one (preferential attachment),
+// among the candidates that satisfy prefer if there are any.
+func (s *peerState) pickWeighted(cands []string, prefer func(string) bool) int {
+	ok := func(a string) bool { return true }
+	if slices.ContainsFunc(cands, prefer) {
+		ok = prefer
+	}
 	total := 0
 	for _, a := range cands {
-		total += s.known[a] + 1
+		if ok(a) {
+			total += s.known[a] + 1
+		}
 	}
 	r := s.rng.IntN(total)
 	for i, a := range cands {
+		if !ok(a) {
+			continue
+		}
 		r -= s.known[a] + 1
 		if r < 0 {
 			return i
@@ -432,6 +461,27 @@ func (s *peerState) onConnect(from string, now time.Time) {
 		s.fx.send(from, &wireMsg{K: kindConnectReject, Reason: "full"})
 		return
 	}
+	// Eclipse resistance: inbound links never take the slots kept for
+	// the neighbours this peer chooses itself, nor crowd in from one
+	// address group.
+	inbound, sameGroup := 0, 0
+	group := addrGroup(from, s.cfg.groupPrefix)
+	for a, nb := range s.nbrs {
+		if !nb.outbound {
+			inbound++
+			if addrGroup(a, s.cfg.groupPrefix) == group {
+				sameGroup++
+			}
+		}
+	}
+	if inbound >= s.cfg.maxDegree-s.cfg.minDegree {
+		s.fx.send(from, &wireMsg{K: kindConnectReject, Reason: "inbound full"})
+		return
+	}
+	if sameGroup >= s.cfg.inboundPerGroup {
+		s.fx.send(from, &wireMsg{K: kindConnectReject, Reason: "address group full"})
+		return
+	}
 	// A crossing dial: its request arrived first, so it counts as inbound.
 	delete(s.dialing, from)
 	s.addNeighbor(from, false, now)
@@ -455,15 +505,27 @@ func (s *peerState) onConnectAck(from string, now time.Time) {
 
 func (s *peerState) onGossip(from string, m *wireMsg, now time.Time) {
 	if _, ok := s.nbrs[from]; !ok {
+		// Views go stale after crashes and partitions: no penalty, but
+		// tell it (the per-source rate limit bounds the replies).
 		s.ctr.dropped.Add(1)
+		s.fx.send(from, &wireMsg{K: kindDisconnect})
 		s.log.Debug("dropping gossip from a non-neighbour", "from", from)
 		return
 	}
 	id := gossipID(m.Origin, m.Seq, m.Stamp, m.Payload)
-	if !s.seen.add(id, now) {
+	if s.seen.contains(id) {
 		s.ctr.duplicates.Add(1)
 		return
 	}
+	if !s.allowOrigin(m.Origin, now) {
+		s.ctr.dropped.Add(1)
+		if from == m.Origin {
+			s.rep.add(from, penaltyOriginRate, now)
+		}
+		return
+	}
+	s.seen.add(id, now)
+	s.rep.add(from, rewardDelivery, now)
 	hops := m.Hops + 1
 	s.ctr.delivered.Add(1)
 	s.emit(Event{
@@ -660,12 +722,37 @@ func (s *peerState) sendDigest(to string, now time.Time) {
 // so that a copy still in flight is not sent twice.
 const digestGuard = time.Second
 
+// allowOrigin applies the per-origin rate limit to a new message.
+func (s *peerState) allowOrigin(origin string, now time.Time) bool {
+	lim := s.originLim[origin]
+	if lim == nil {
+		if len(s.originLim) >= maxTracked {
+			clear(s.originLim) // bounded; limits restart with a full burst
+		}
+		lim = rate.NewLimiter(rate.Limit(s.cfg.originRate), s.cfg.originBurst)
+		s.originLim[origin] = lim
+	}
+	return lim.AllowN(now, 1)
+}
+
+// ban drops a node whose reputation fell to the threshold.
+func (s *peerState) ban(addr string, now time.Time) {
+	s.emit(Event{Kind: EventBanned, Time: now, Addr: addr})
+	delete(s.known, addr)
+	delete(s.dialing, addr)
+	if _, ok := s.nbrs[addr]; ok {
+		s.fx.send(addr, &wireMsg{K: kindDisconnect})
+		s.dropNeighbor(addr, "banned", now)
+	}
+}
+
 // onDigest pulls what the neighbour has and this peer lacks, and pushes
 // what this peer has and the neighbour lacks (a copy sent earlier may have
 // been lost), except what came from that neighbour.
 func (s *peerState) onDigest(from string, m *wireMsg, now time.Time) {
 	if _, ok := s.nbrs[from]; !ok {
 		s.ctr.dropped.Add(1)
+		s.fx.send(from, &wireMsg{K: kindDisconnect})
 		return
 	}
 	has := make(map[msgID]bool, len(m.IDs))
@@ -688,7 +775,7 @@ func (s *peerState) onDigest(from string, m *wireMsg, now time.Time) {
 }
 
 // onWant sends the requested messages that are still cached.
-func (s *peerState) onWant(from string, m *wireMsg) {
+func (s *peerState) onWant(from string, m *wireMsg, now time.Time) {
 	if _, ok := s.nbrs[from]; !ok {
 		s.ctr.dropped.Add(1)
 		return

@@ -221,6 +221,9 @@ func TestPartitionHeal(t *testing.T) {
 			}
 			if registered < 2 {
 				t.Errorf("%s registered with %d seeds after the heal, want a majority", a, registered)
+				for _, ev := range c.rec.filter(func(ev Event) bool { return ev.Addr == a || (ev.Node == a && ev.Kind != EventMessage) }) {
+					t.Logf("  %v %s %s", ev.Time.Sub(partitionedAt), ev.Node, ev)
+				}
 			}
 		}
 		t.Logf("2-minute partition healed; removals (of unreachable peers) meanwhile: %d; healed within %v",

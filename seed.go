@@ -34,8 +34,9 @@ func NewSeed(tr transport.Transport, seeds []string, opts ...Option) (*Seed, err
 		return nil, err
 	}
 	ctr := new(seedCounters)
-	st := newSeedState(cfg, tr.Addr(), slices.Clone(seeds), ctr)
-	n := newNode(tr, cfg, st)
+	rep := newReputation(cfg)
+	st := newSeedState(cfg, tr.Addr(), slices.Clone(seeds), ctr, rep)
+	n := newNode(tr, cfg, st, rep)
 	if cfg.persistPath != "" {
 		n.prepare = func() {
 			peers, err := loadPeerFile(cfg.persistPath)

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 type seedPeer struct {
@@ -36,6 +38,13 @@ type seedState struct {
 	fx     effects
 	log    *slog.Logger
 	ctr    *seedCounters
+	rep    *reputation
+	// reporters scores the credibility of dead-node reporters: refuted
+	// reports lower it, and reports from a reporter at the threshold are
+	// ignored for the ban duration (its registration is not affected).
+	reporters *reputation
+	// reportLim caps dead-node reports per reporter; bounded by maxTracked.
+	reportLim map[string]*rate.Limiter
 
 	peers  map[string]*seedPeer
 	probes map[string]*probe
@@ -48,8 +57,11 @@ type seedState struct {
 	now       time.Time  // of the current step, for scheduling
 }
 
-func newSeedState(cfg *config, self string, seeds []string, ctr *seedCounters) *seedState {
+func newSeedState(cfg *config, self string, seeds []string, ctr *seedCounters, rep *reputation) *seedState {
 	s := &seedState{
+		rep:       rep,
+		reporters: newReputation(cfg),
+		reportLim: make(map[string]*rate.Limiter),
 		cfg:    cfg,
 		self:   self,
 		rng:    newRand(cfg),
@@ -134,6 +146,14 @@ func (s *seedState) receive(from string, m *wireMsg, now time.Time) {
 			p.degree = m.Degree
 		}
 	case kindDeadReport:
+		if s.reporters.isBanned(from, now) {
+			s.log.Debug("ignoring dead-node report from a discredited reporter", "reporter", from)
+			return
+		}
+		if !s.allowReport(from, now) {
+			s.rep.add(from, penaltyRate, now)
+			return
+		}
 		s.ctr.reports.Add(1)
 		s.emit(Event{Kind: EventDeadReportReceived, Time: now, Addr: m.Addr, From: from, Stamp: time.Unix(0, m.Stamp)})
 		if _, ok := s.peers[m.Addr]; !ok {
@@ -162,6 +182,11 @@ func (s *seedState) receive(from string, m *wireMsg, now time.Time) {
 			delete(s.votes[from], s.self)
 			s.ctr.refuted.Add(1)
 			s.log.Info("dead-node report refuted: peer answered", "peer", from, "reporters", p.reporters)
+			for _, r := range p.reporters {
+				if !s.isSeed(r) {
+					s.reporters.add(r, penaltyRefuted, now)
+				}
+			}
 			s.emit(Event{Kind: EventDeadReportRefuted, Time: now, Addr: from, Peers: p.reporters})
 		}
 	default:
@@ -179,6 +204,17 @@ func (s *seedState) onRegister(from string, m *wireMsg, now time.Time) {
 			s.fx.send(from, &wireMsg{K: kindRegisterReject, Reason: "seed full"})
 			return
 		}
+		group, n := addrGroup(from, s.cfg.groupPrefix), 0
+		for a := range s.peers {
+			if addrGroup(a, s.cfg.groupPrefix) == group {
+				n++
+			}
+		}
+		if n >= s.cfg.groupLimit {
+			s.log.Info("registration refused: address group full", "peer", from, "group", group)
+			s.fx.send(from, &wireMsg{K: kindRegisterReject, Reason: "address group full"})
+			return
+		}
 		p = &seedPeer{registeredAt: now}
 		s.peers[from] = p
 		s.ctr.registrations.Add(1)
@@ -188,20 +224,53 @@ func (s *seedState) onRegister(from string, m *wireMsg, now time.Time) {
 	s.fx.send(from, &wireMsg{K: kindRegisterAck, Peers: s.peerList(from)})
 }
 
-// peerList returns the registered peers but the asker, sampled down to
-// the configured limit.
+// peerList returns the registered peers but the asker in random order,
+// at most the configured limit, and no address group with more than a
+// tenth of the entries (or 8, if more): Sybils crowded into one group
+// cannot fill the lists.
 func (s *seedState) peerList(asker string) []wirePeer {
-	out := make([]wirePeer, 0, min(len(s.peers), s.cfg.peerListLimit))
+	all := make([]wirePeer, 0, len(s.peers))
 	for _, a := range slices.Sorted(maps.Keys(s.peers)) {
 		if a != asker {
-			out = append(out, wirePeer{Addr: a, Degree: s.peers[a].degree})
+			all = append(all, wirePeer{Addr: a, Degree: s.peers[a].degree})
 		}
 	}
-	if len(out) > s.cfg.peerListLimit {
-		s.rng.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
-		out = out[:s.cfg.peerListLimit]
+	s.rng.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+	perGroup := max(8, min(len(all), s.cfg.peerListLimit)/10)
+	groups := make(map[string]int)
+	out := all[:0]
+	for _, p := range all {
+		if len(out) == s.cfg.peerListLimit {
+			break
+		}
+		g := addrGroup(p.Addr, s.cfg.groupPrefix)
+		if groups[g] < perGroup {
+			groups[g]++
+			out = append(out, p)
+		}
 	}
 	return out
+}
+
+// allowReport applies the per-reporter limit on dead-node reports.
+func (s *seedState) allowReport(from string, now time.Time) bool {
+	lim := s.reportLim[from]
+	if lim == nil {
+		if len(s.reportLim) >= maxTracked {
+			clear(s.reportLim)
+		}
+		lim = rate.NewLimiter(rate.Limit(s.cfg.reportRate), s.cfg.reportBurst)
+		s.reportLim[from] = lim
+	}
+	return lim.AllowN(now, 1)
+}
+
+// ban drops a node whose reputation fell to the threshold.
+func (s *seedState) ban(addr string, now time.Time) {
+	s.emit(Event{Kind: EventBanned, Time: now, Addr: addr})
+	if _, ok := s.peers[addr]; ok {
+		s.remove(addr, "banned", now)
+	}
 }
 
 // startProbe checks a reported peer with the seed's own liveness requests.
@@ -223,6 +292,9 @@ func (s *seedState) startProbe(addr, reporter string, now time.Time) {
 
 func (s *seedState) tick(now time.Time) {
 	s.now = now
+	for _, r := range s.reporters.drainBanned() {
+		s.log.Warn("ignoring dead-node reports from a reporter whose reports keep being refuted", "reporter", r, "for", s.cfg.banDuration)
+	}
 	if s.dirty && !now.Before(s.persistAt) {
 		s.save()
 	}

@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,7 +50,7 @@ func kindsOf(evs []Event) []EventKind {
 // s2, s3) and with neighbours nbrs connected outbound.
 func joinedPeer(t *testing.T, nbrs []string, opts ...Option) *peerState {
 	t.Helper()
-	s := newPeerState(testConfig(t, opts...), "p:1", []string{"s1", "s2", "s3"}, new(peerCounters))
+	s := newPeerState(testConfig(t, opts...), "p:1", []string{"s1", "s2", "s3"}, new(peerCounters), newReputation(testConfig(t)))
 	s.start(t0)
 	var list []wirePeer
 	for _, n := range nbrs {
@@ -79,7 +80,7 @@ func joinedPeer(t *testing.T, nbrs []string, opts ...Option) *peerState {
 func TestPeerRegistersWithMajority(t *testing.T) {
 	for n := 1; n <= 5; n++ {
 		seeds := []string{"s1", "s2", "s3", "s4", "s5"}[:n]
-		s := newPeerState(testConfig(t), "p:1", seeds, new(peerCounters))
+		s := newPeerState(testConfig(t), "p:1", seeds, new(peerCounters), newReputation(testConfig(t)))
 		s.start(t0)
 		got := sent(&s.fx)
 		if len(got) != n/2+1 {
@@ -177,8 +178,8 @@ func TestPeerGossipForwarding(t *testing.T) {
 	}
 	// Gossip from a non-neighbour is dropped.
 	s.receive("stranger", &wireMsg{K: kindGossip, Origin: "x", Seq: 1, Payload: []byte("x")}, t0)
-	if got := sent(&s.fx); len(got) != 0 {
-		t.Fatalf("gossip from a stranger forwarded to %v", got)
+	if got := sent(&s.fx); !slices.Equal(got, []string{"stranger disconnect"}) {
+		t.Fatalf("gossip from a stranger: sent %v, want only a disconnect to it", got)
 	}
 	if s.ctr.dropped.Load() != 1 {
 		t.Fatalf("dropped = %d", s.ctr.dropped.Load())
@@ -229,7 +230,7 @@ func TestPeerLeaveDropsNeighbour(t *testing.T) {
 }
 
 func newTestSeed(t *testing.T, opts ...Option) *seedState {
-	s := newSeedState(testConfig(t, opts...), "s1", []string{"s1", "s2", "s3"}, new(seedCounters))
+	s := newSeedState(testConfig(t, opts...), "s1", []string{"s1", "s2", "s3"}, new(seedCounters), newReputation(testConfig(t)))
 	s.start(t0)
 	for _, p := range []string{"a", "b", "c"} {
 		s.receive(p, &wireMsg{K: kindRegister}, t0)
@@ -246,7 +247,8 @@ func TestSeedRegisterAndList(t *testing.T) {
 		t.Fatalf("sent %v", sent(&s.fx))
 	}
 	want := []wirePeer{{Addr: "a"}, {Addr: "b"}, {Addr: "c"}}
-	if diff := cmp.Diff(want, s.fx.sends[0].msg.Peers); diff != "" {
+	got := slices.SortedFunc(slices.Values(s.fx.sends[0].msg.Peers), func(a, b wirePeer) int { return strings.Compare(a.Addr, b.Addr) })
+	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("peer list (-want +got):\n%s", diff)
 	}
 	sent(&s.fx)
