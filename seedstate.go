@@ -62,14 +62,14 @@ func newSeedState(cfg *config, self string, seeds []string, ctr *seedCounters, r
 		rep:       rep,
 		reporters: newReputation(cfg),
 		reportLim: make(map[string]*rate.Limiter),
-		cfg:    cfg,
-		self:   self,
-		rng:    newRand(cfg),
-		log:    cfg.logger.With("node", self),
-		ctr:    ctr,
-		peers:  make(map[string]*seedPeer),
-		probes: make(map[string]*probe),
-		votes:  make(map[string]map[string]time.Time),
+		cfg:       cfg,
+		self:      self,
+		rng:       newRand(cfg),
+		log:       cfg.logger.With("node", self),
+		ctr:       ctr,
+		peers:     make(map[string]*seedPeer),
+		probes:    make(map[string]*probe),
+		votes:     make(map[string]map[string]time.Time),
 	}
 	for _, a := range seeds {
 		if a != self {
