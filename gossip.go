@@ -302,6 +302,8 @@ type config struct {
 	inboundPerGroup       int // peer: inbound neighbours per address group
 	reportRate            float64
 	reportBurst           int
+	silenceWindow         time.Duration
+	silenceMin            int
 }
 
 // Defaults. Each With* option documents the one it overrides.
@@ -340,6 +342,7 @@ const (
 	DefaultGroupLimit       = 16
 	DefaultInboundPerGroup  = 8
 	DefaultReportRate       = 1 // dead-node reports per second from one reporter
+	DefaultSilenceWindow    = time.Minute
 )
 
 func newConfig(opts []Option) (*config, error) {
@@ -385,6 +388,8 @@ func newConfig(opts []Option) (*config, error) {
 		groupLimit:       DefaultGroupLimit,
 		inboundPerGroup:  DefaultInboundPerGroup,
 		reportRate:       DefaultReportRate,
+		silenceWindow:    DefaultSilenceWindow,
+		silenceMin:       5,
 		reportBurst:      10,
 	}
 	for _, o := range opts {
@@ -753,6 +758,22 @@ func WithAddressGroups(prefix, perSeed, inboundPerPeer int) Option {
 			return fmt.Errorf("%w: address groups need prefix in [8, 32] and positive limits", ErrBadOption)
 		}
 		c.groupPrefix, c.groupLimit, c.inboundPerGroup = prefix, perSeed, inboundPerPeer
+		return nil
+	}
+}
+
+// WithSilenceCheck sets how a peer finds neighbours that accept links but
+// relay nothing: at the end of every window (checked on the maintain
+// interval), if at least minNew new messages arrived from others, every
+// neighbour linked for the whole window that sent no gossip frame, not even
+// a duplicate, is dropped and not dialed again for the ban duration
+// (default 1 minute, 5 messages; a zero window disables the check).
+func WithSilenceCheck(window time.Duration, minNew int) Option {
+	return func(c *config) error {
+		if window < 0 || minNew < 1 {
+			return fmt.Errorf("%w: silence check needs window >= 0 and minNew >= 1", ErrBadOption)
+		}
+		c.silenceWindow, c.silenceMin = window, minNew
 		return nil
 	}
 }

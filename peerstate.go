@@ -33,6 +33,7 @@ type neighbor struct {
 	since     time.Time
 	pingStamp int64 // stamp of the unanswered liveness request, 0 if none
 	misses    int   // consecutive unanswered requests
+	gossipIn  int   // gossip frames received from it in this silence window
 }
 
 // peerCounters are read concurrently through Peer.Stats.
@@ -77,6 +78,12 @@ type peerState struct {
 	nextRetry    time.Time // when unanswered liveness requests are resent
 	nextAE       time.Time // next periodic anti-entropy exchange
 
+	// Silent-neighbour detection: a neighbour that relays nothing while
+	// other neighbours bring new messages is replaced.
+	silenceFrom time.Time            // start of the current window
+	newInWindow int                  // new messages delivered in it
+	shunned     map[string]time.Time // silent peers not to dial again until
+
 	nextGossip, nextLiveness, nextMaintain, nextRefresh time.Time
 	stopped                                             bool
 	view                                                atomic.Pointer[[]string] // neighbours, for Peer.Neighbors
@@ -99,6 +106,7 @@ func newPeerState(cfg *config, self string, seeds []string, ctr *peerCounters, r
 		refused:   make(map[string]bool),
 		seen:      newSeenSet(cfg.seenSize, cfg.seenTTL),
 		cache:     newMsgCache(cfg.cacheSize, cfg.cacheTTL),
+		shunned:   make(map[string]time.Time),
 	}
 	s.seeds = slices.Clone(seeds)
 	s.rng.Shuffle(len(s.seeds), func(i, j int) { s.seeds[i], s.seeds[j] = s.seeds[j], s.seeds[i] })
@@ -129,6 +137,7 @@ func (s *peerState) start(now time.Time) {
 		s.nextAE = now.Add(s.cfg.antiEntropy)
 	}
 	s.lastSeedPong = now
+	s.silenceFrom = now
 	s.target = s.drawTarget()
 	s.register(now)
 }
@@ -344,6 +353,9 @@ func (s *peerState) fill(now time.Time) {
 		if _, d := s.dialing[a]; d || s.refused[a] || s.known[a] >= s.cfg.maxDegree {
 			continue
 		}
+		if until, ok := s.shunned[a]; ok && now.Before(until) {
+			continue
+		}
 		cands = append(cands, a)
 	}
 	used := make(map[string]bool)
@@ -512,6 +524,7 @@ func (s *peerState) onGossip(from string, m *wireMsg, now time.Time) {
 		s.log.Debug("dropping gossip from a non-neighbour", "from", from)
 		return
 	}
+	s.nbrs[from].gossipIn++
 	id := gossipID(m.Origin, m.Seq, m.Stamp, m.Payload)
 	if s.seen.contains(id) {
 		s.ctr.duplicates.Add(1)
@@ -526,6 +539,7 @@ func (s *peerState) onGossip(from string, m *wireMsg, now time.Time) {
 	}
 	s.seen.add(id, now)
 	s.rep.add(from, rewardDelivery, now)
+	s.newInWindow++
 	hops := m.Hops + 1
 	s.ctr.delivered.Add(1)
 	s.emit(Event{
@@ -632,6 +646,7 @@ func (s *peerState) tick(now time.Time) {
 			}
 		}
 		clear(s.refused)
+		s.checkSilence(now)
 	}
 	if !now.Before(s.nextRefresh) {
 		s.nextRefresh = now.Add(s.cfg.refreshInterval)
@@ -721,6 +736,33 @@ func (s *peerState) sendDigest(to string, now time.Time) {
 // digestGuard keeps messages younger than this out of digests and pushes,
 // so that a copy still in flight is not sent twice.
 const digestGuard = time.Second
+
+// checkSilence closes a silence window: when at least silenceMin new
+// messages arrived in it, a neighbour linked for the whole window that
+// sent no gossip frame at all (an honest one relays at least duplicates)
+// is dropped and not dialed again for the ban duration. This defeats Sybils
+// that accept links but forward nothing.
+func (s *peerState) checkSilence(now time.Time) {
+	if s.cfg.silenceWindow == 0 || now.Sub(s.silenceFrom) < s.cfg.silenceWindow {
+		return
+	}
+	if s.newInWindow >= s.cfg.silenceMin {
+		for _, a := range s.neighborsSorted() {
+			nb := s.nbrs[a]
+			if nb.gossipIn == 0 && !nb.since.After(s.silenceFrom) {
+				s.log.Info("dropping a silent neighbour", "peer", a, "new_messages_from_others", s.newInWindow)
+				s.shunned[a] = now.Add(s.cfg.banDuration)
+				s.fx.send(a, &wireMsg{K: kindDisconnect})
+				s.dropNeighbor(a, "silent: relayed nothing", now)
+			}
+		}
+	}
+	for _, nb := range s.nbrs {
+		nb.gossipIn = 0
+	}
+	s.silenceFrom, s.newInWindow = now, 0
+	maps.DeleteFunc(s.shunned, func(_ string, until time.Time) bool { return !now.Before(until) })
+}
 
 // allowOrigin applies the per-origin rate limit to a new message.
 func (s *peerState) allowOrigin(origin string, now time.Time) bool {
