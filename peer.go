@@ -85,6 +85,22 @@ func (p *Peer) Broadcast(ctx context.Context, payload []byte) error {
 // blocks; the caller owns the slice.
 func (p *Peer) Neighbors() []string { return slices.Clone(*p.st.view.Load()) }
 
+// Link describes one neighbour link of a Peer.
+type Link struct {
+	// Addr is the neighbour's address.
+	Addr string
+	// Outbound is true when this peer chose and dialed the neighbour,
+	// false when the neighbour dialed in. Inbound links never take the
+	// outbound slots (WithMinDegree).
+	Outbound bool
+	// Since is when the link was established.
+	Since time.Time
+}
+
+// Links returns the current neighbour links, sorted by address. It never
+// blocks; the caller owns the slice.
+func (p *Peer) Links() []Link { return slices.Clone(*p.st.linkView.Load()) }
+
 // PeerStats are a Peer's counters since it was created.
 type PeerStats struct {
 	// Originated counts messages this peer created.

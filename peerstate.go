@@ -87,6 +87,7 @@ type peerState struct {
 	nextGossip, nextLiveness, nextMaintain, nextRefresh time.Time
 	stopped                                             bool
 	view                                                atomic.Pointer[[]string] // neighbours, for Peer.Neighbors
+	linkView                                            atomic.Pointer[[]Link]   // neighbours, for Peer.Links
 }
 
 func newPeerState(cfg *config, self string, seeds []string, ctr *peerCounters, rep *reputation) *peerState {
@@ -114,6 +115,7 @@ func newPeerState(cfg *config, self string, seeds []string, ctr *peerCounters, r
 		s.links[a] = &seedLink{}
 	}
 	s.view.Store(&[]string{})
+	s.linkView.Store(&[]Link{})
 	return s
 }
 
@@ -459,6 +461,11 @@ func (s *peerState) degreeChanged() {
 	}
 	v := slices.Sorted(maps.Keys(s.nbrs))
 	s.view.Store(&v)
+	links := make([]Link, len(v))
+	for i, a := range v {
+		links[i] = Link{Addr: a, Outbound: s.nbrs[a].outbound, Since: s.nbrs[a].since}
+	}
+	s.linkView.Store(&links)
 }
 
 func (s *peerState) onConnect(from string, now time.Time) {
