@@ -248,9 +248,10 @@ func (s *peerState) receive(from string, m *wireMsg, now time.Time) {
 			l.state = seedFailed
 			s.register(now)
 		} else if ok {
-			// The seed forgot us (restart): register again.
-			l.state = seedIdle
-			s.register(now)
+			// The seed forgot us (a restart, or it removed us while we
+			// were cut off): register with that same seed again.
+			l.state, l.deadline = seedPending, now.Add(s.cfg.registerTimeout)
+			s.fx.send(from, &wireMsg{K: kindRegister, Degree: s.degree()})
 		}
 	case kindPeerList:
 		if l, ok := s.links[from]; ok && l.state == seedRegistered {

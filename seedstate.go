@@ -165,7 +165,9 @@ func (s *seedState) receive(from string, m *wireMsg, now time.Time) {
 		// Another seed's probes of m.Addr failed: count its vote, and
 		// probe for ourselves so that we can vote too.
 		if s.isSeed(from) {
-			s.vote(m.Addr, from, now)
+			if decided := s.vote(m.Addr, from, now); decided {
+				return
+			}
 			if _, voted := s.votes[m.Addr][s.self]; !voted {
 				s.startProbe(m.Addr, from, now)
 			}
@@ -176,6 +178,12 @@ func (s *seedState) receive(from string, m *wireMsg, now time.Time) {
 		}
 	case kindPing:
 		s.fx.send(from, &wireMsg{K: kindPong, Stamp: m.Stamp, Addr: from})
+		if _, ok := s.peers[from]; !ok && !s.isSeed(from) {
+			// A peer that believes it is registered (it pings its seeds
+			// every liveness round) but that this seed does not know,
+			// e.g. after a restart: ask it to register again.
+			s.fx.send(from, &wireMsg{K: kindRegisterReject, Reason: "not registered"})
+		}
 	case kindPong:
 		if p, ok := s.probes[from]; ok && m.Addr == s.self && m.Stamp >= p.first {
 			delete(s.probes, from)
@@ -336,25 +344,28 @@ func (s *seedState) voteWindow() time.Duration {
 
 // vote records that seed's probes of addr failed, and removes addr once a
 // majority of all seeds agree: no single seed, and no minority cut off
-// from a live peer, can evict it.
-func (s *seedState) vote(addr, seed string, now time.Time) {
+// from a live peer, can evict it. It reports whether the majority was
+// reached.
+func (s *seedState) vote(addr, seed string, now time.Time) bool {
 	vs := s.votes[addr]
 	if vs == nil {
 		if len(s.votes) >= maxProbes {
-			return
+			return false
 		}
 		vs = make(map[string]time.Time)
 		s.votes[addr] = vs
 	}
 	vs[seed] = now
 	if len(vs) < (len(s.others)+1)/2+1 {
-		return
+		return false
 	}
 	delete(s.votes, addr)
+	delete(s.probes, addr)
 	if _, ok := s.peers[addr]; ok {
 		s.log.Info("majority of seeds failed to reach peer; removing", "peer", addr, "seeds", slices.Sorted(maps.Keys(vs)))
 		s.remove(addr, "dead", now)
 	}
+	return true
 }
 
 func (s *seedState) remove(addr, reason string, now time.Time) {
