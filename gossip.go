@@ -304,6 +304,9 @@ type config struct {
 	reportBurst           int
 	silenceWindow         time.Duration
 	silenceMin            int
+	lazy                  bool
+	lazyFlush             time.Duration
+	graftTimeout          time.Duration
 }
 
 // Defaults. Each With* option documents the one it overrides.
@@ -390,6 +393,8 @@ func newConfig(opts []Option) (*config, error) {
 		reportRate:       DefaultReportRate,
 		silenceWindow:    DefaultSilenceWindow,
 		silenceMin:       5,
+		lazyFlush:        50 * time.Millisecond,
+		graftTimeout:     time.Second,
 		reportBurst:      10,
 	}
 	for _, o := range opts {
@@ -774,6 +779,26 @@ func WithSilenceCheck(window time.Duration, minNew int) Option {
 			return fmt.Errorf("%w: silence check needs window >= 0 and minNew >= 1", ErrBadOption)
 		}
 		c.silenceWindow, c.silenceMin = window, minNew
+		return nil
+	}
+}
+
+// WithLazyPush switches a peer from flooding to Plumtree-style lazy push:
+// a message travels in full only along "eager" links, which form a spanning
+// tree as links that bring duplicates are pruned; the other links carry
+// batched announcements of message IDs (every flush interval), and a peer
+// that hears of a message it does not receive within graftTimeout grafts
+// the link it heard of it on, pulling the message and making the link eager
+// again. This sends about one payload per delivery instead of about
+// degree-1, at the cost of latency after losses (default off: flooding, as
+// the spec describes; 50 ms flush and 1 s graft timeout when on). Peers of
+// both modes interoperate.
+func WithLazyPush(flush, graftTimeout time.Duration) Option {
+	return func(c *config) error {
+		if flush <= 0 || graftTimeout <= 0 {
+			return fmt.Errorf("%w: lazy push needs positive flush and graft timeout", ErrBadOption)
+		}
+		c.lazy, c.lazyFlush, c.graftTimeout = true, flush, graftTimeout
 		return nil
 	}
 }

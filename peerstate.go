@@ -34,6 +34,15 @@ type neighbor struct {
 	pingStamp int64 // stamp of the unanswered liveness request, 0 if none
 	misses    int   // consecutive unanswered requests
 	gossipIn  int   // gossip frames received from it in this silence window
+	lazy      bool  // lazy push: announce to it instead of pushing
+	ihave     []uint64
+}
+
+// missing is a message this peer heard of (lazy push) but has not received.
+type missing struct {
+	from     []string // neighbours that announced it, in order
+	deadline time.Time
+	tries    int
 }
 
 // peerCounters are read concurrently through Peer.Stats.
@@ -84,6 +93,10 @@ type peerState struct {
 	newInWindow int                  // new messages delivered in it
 	shunned     map[string]time.Time // silent peers not to dial again until
 
+	// Lazy push (WithLazyPush).
+	missing   map[msgID]*missing
+	nextFlush time.Time // zero when no announcement is queued
+
 	nextGossip, nextLiveness, nextMaintain, nextRefresh time.Time
 	stopped                                             bool
 	view                                                atomic.Pointer[[]string] // neighbours, for Peer.Neighbors
@@ -108,6 +121,7 @@ func newPeerState(cfg *config, self string, seeds []string, ctr *peerCounters, r
 		seen:      newSeenSet(cfg.seenSize, cfg.seenTTL),
 		cache:     newMsgCache(cfg.cacheSize, cfg.cacheTTL),
 		shunned:   make(map[string]time.Time),
+		missing:   make(map[msgID]*missing),
 	}
 	s.seeds = slices.Clone(seeds)
 	s.rng.Shuffle(len(s.seeds), func(i, j int) { s.seeds[i], s.seeds[j] = s.seeds[j], s.seeds[i] })
@@ -291,6 +305,17 @@ func (s *peerState) receive(from string, m *wireMsg, now time.Time) {
 			nb.pingStamp, nb.misses = 0, 0
 		} else if s.isSeed(from) && m.Stamp == s.seedPing {
 			s.lastSeedPong = now
+		}
+	case kindIHave:
+		s.onIHave(from, m, now)
+	case kindGraft:
+		if nb, ok := s.nbrs[from]; ok {
+			nb.lazy = false
+			s.onWant(from, m, now)
+		}
+	case kindPrune:
+		if nb, ok := s.nbrs[from]; ok {
+			nb.lazy = true
 		}
 	case kindDigest:
 		s.onDigest(from, m, now)
@@ -532,11 +557,25 @@ func (s *peerState) onGossip(from string, m *wireMsg, now time.Time) {
 		s.log.Debug("dropping gossip from a non-neighbour", "from", from)
 		return
 	}
-	s.nbrs[from].gossipIn++
+	nb := s.nbrs[from]
+	nb.gossipIn++
 	id := gossipID(m.Origin, m.Seq, m.Stamp, m.Payload)
 	if s.seen.contains(id) {
 		s.ctr.duplicates.Add(1)
+		if s.cfg.lazy && !nb.lazy {
+			// A second copy: this link is redundant for the tree.
+			nb.lazy = true
+			s.fx.send(from, &wireMsg{K: kindPrune})
+		}
 		return
+	}
+	var announced []string // neighbours that told us they have it
+	if ms := s.missing[id]; ms != nil {
+		announced = ms.from
+		delete(s.missing, id)
+	}
+	if nb.lazy && s.cfg.lazy {
+		nb.lazy = false // it delivered first: keep it in the tree
 	}
 	if !s.allowOrigin(m.Origin, now) {
 		s.ctr.dropped.Add(1)
@@ -558,14 +597,115 @@ func (s *peerState) onGossip(from string, m *wireMsg, now time.Time) {
 		return
 	}
 	fwd := &wireMsg{K: kindGossip, Origin: m.Origin, Seq: m.Seq, Stamp: m.Stamp, Hops: hops, Payload: m.Payload}
+	s.push(id, fwd, from, announced, now)
+	s.cache.add(id, fwd, from, now)
+}
+
+// push sends m to every neighbour but from, the origin and those that
+// announced having it: in full on eager links, as a queued announcement on
+// lazy ones.
+func (s *peerState) push(id msgID, m *wireMsg, from string, skip []string, now time.Time) {
 	for _, a := range s.neighborsSorted() {
-		if a == from || a == m.Origin {
+		if a == from || a == m.Origin || slices.Contains(skip, a) {
 			continue
 		}
-		s.fx.send(a, fwd)
+		if nb := s.nbrs[a]; s.cfg.lazy && nb.lazy {
+			nb.ihave = append(nb.ihave, uint64(id))
+			if s.nextFlush.IsZero() {
+				s.nextFlush = now.Add(s.cfg.lazyFlush)
+			}
+			if len(nb.ihave) >= maxDigest {
+				s.flushIHave(a)
+			}
+			continue
+		}
+		s.fx.send(a, m)
 		s.ctr.forwarded.Add(1)
 	}
-	s.cache.add(id, fwd, from, now)
+}
+
+func (s *peerState) flushIHave(a string) {
+	nb := s.nbrs[a]
+	if len(nb.ihave) == 0 {
+		return
+	}
+	s.fx.send(a, &wireMsg{K: kindIHave, IDs: nb.ihave})
+	nb.ihave = nil
+}
+
+// onIHave notes announced messages this peer lacks; a graft follows if
+// they do not arrive in time.
+func (s *peerState) onIHave(from string, m *wireMsg, now time.Time) {
+	if _, ok := s.nbrs[from]; !ok {
+		return
+	}
+	s.noteMissing(from, m.IDs, now.Add(s.cfg.graftTimeout))
+}
+
+// noteMissing records messages that from has and this peer lacks, to be
+// requested from it at deadline unless they arrive first.
+func (s *peerState) noteMissing(from string, ids []uint64, deadline time.Time) {
+	for _, raw := range ids {
+		id := msgID(raw)
+		if s.seen.contains(id) {
+			continue
+		}
+		ms := s.missing[id]
+		if ms == nil {
+			if len(s.missing) >= 4*maxDigest {
+				continue
+			}
+			ms = &missing{deadline: deadline}
+			s.missing[id] = ms
+		}
+		if len(ms.from) < 8 && !slices.Contains(ms.from, from) {
+			ms.from = append(ms.from, from)
+		}
+	}
+}
+
+// tickMissing flushes queued announcements and requests messages heard of
+// but not received in time, trying each announcer in turn: a graft (which
+// also makes the link eager again) in lazy-push mode, a want otherwise.
+func (s *peerState) tickMissing(now time.Time) {
+	if !s.nextFlush.IsZero() && !now.Before(s.nextFlush) {
+		s.nextFlush = time.Time{}
+		for _, a := range s.neighborsSorted() {
+			s.flushIHave(a)
+		}
+	}
+	grafts := map[string][]uint64{}
+	for id, ms := range s.missing {
+		if now.Before(ms.deadline) {
+			continue
+		}
+		if ms.tries >= len(ms.from) || ms.tries >= 3 {
+			delete(s.missing, id) // anti-entropy remains the last resort
+			continue
+		}
+		a := ms.from[ms.tries]
+		ms.tries++
+		ms.deadline = now.Add(s.cfg.graftTimeout)
+		if nb, ok := s.nbrs[a]; ok {
+			if s.cfg.lazy {
+				nb.lazy = false
+			}
+			grafts[a] = append(grafts[a], uint64(id))
+		}
+	}
+	k := kindWant
+	if s.cfg.lazy {
+		k = kindGraft
+	}
+	for _, a := range slices.Sorted(maps.Keys(grafts)) {
+		ids := grafts[a]
+		slices.Sort(ids)
+		for len(ids) > 0 {
+			n := min(len(ids), maxDigest)
+			s.fx.send(a, &wireMsg{K: k, IDs: ids[:n]})
+			ids = ids[n:]
+		}
+	}
 }
 
 func (s *peerState) neighborsSorted() []string { return *s.view.Load() }
@@ -578,9 +718,7 @@ func (s *peerState) originate(payload []byte, now time.Time) {
 	id := gossipID(m.Origin, m.Seq, m.Stamp, m.Payload)
 	s.seen.add(id, now)
 	to := s.neighborsSorted()
-	for _, a := range to {
-		s.fx.send(a, m)
-	}
+	s.push(id, m, "", nil, now)
 	s.cache.add(id, m, "", now)
 	s.ctr.originated.Add(1)
 	s.emit(Event{Kind: EventOriginated, Time: now, Origin: s.self, Seq: s.seq, Stamp: time.Unix(0, m.Stamp), Payload: payload, Peers: to})
@@ -600,6 +738,7 @@ func (s *peerState) tick(now time.Time) {
 		return
 	}
 	s.tickRegistration(now)
+	s.tickMissing(now)
 	if s.cfg.joinTimeout > 0 && !s.joined && !now.Before(s.started.Add(s.cfg.joinTimeout)) {
 		var failed []string
 		for _, a := range s.seeds {
@@ -738,11 +877,13 @@ func (s *peerState) sendDigest(to string, now time.Time) {
 	if s.cfg.cacheSize == 0 {
 		return
 	}
-	s.fx.send(to, &wireMsg{K: kindDigest, IDs: s.cache.ids(now.Add(-digestGuard), maxDigest)})
+	s.fx.send(to, &wireMsg{K: kindDigest, IDs: s.cache.ids(now, maxDigest)})
 }
 
-// digestGuard keeps messages younger than this out of digests and pushes,
-// so that a copy still in flight is not sent twice.
+// digestGuard delays anti-entropy repairs of messages younger than this,
+// both ways, so that a copy still in flight is not sent twice: a peer
+// pushes only cached messages at least this old, and pulls a message it
+// heard of in a digest only if it has not arrived this long after.
 const digestGuard = time.Second
 
 // checkSilence closes a silence window: when at least silenceMin new
@@ -806,16 +947,10 @@ func (s *peerState) onDigest(from string, m *wireMsg, now time.Time) {
 		return
 	}
 	has := make(map[msgID]bool, len(m.IDs))
-	var want []uint64
 	for _, id := range m.IDs {
 		has[msgID(id)] = true
-		if !s.seen.contains(msgID(id)) {
-			want = append(want, id)
-		}
 	}
-	if len(want) > 0 {
-		s.fx.send(from, &wireMsg{K: kindWant, IDs: want})
-	}
+	s.noteMissing(from, m.IDs, now.Add(digestGuard))
 	for _, e := range s.cache.entries(now.Add(-digestGuard)) {
 		if !has[e.id] && e.from != from && e.msg.Origin != from {
 			s.fx.send(from, e.msg)
@@ -867,6 +1002,10 @@ func (s *peerState) next() time.Time {
 	earliest(s.nextRefresh)
 	earliest(s.nextRetry)
 	earliest(s.nextAE)
+	earliest(s.nextFlush)
+	for _, ms := range s.missing {
+		earliest(ms.deadline)
+	}
 	earliest(s.retryAt)
 	for _, l := range s.links {
 		if l.state == seedPending {

@@ -36,6 +36,9 @@ const (
 	kindPong                           // reply: echoes Stamp; Addr is the requester
 	kindDigest                         // peer → neighbour: IDs of recent messages I have
 	kindWant                           // peer → neighbour: send me these IDs
+	kindIHave                          // lazy push: IDs of messages I received
+	kindGraft                          // lazy push: send me these IDs and push to me eagerly
+	kindPrune                          // lazy push: stop pushing to me eagerly
 	kindMax                            // first unused value
 )
 
@@ -46,6 +49,7 @@ var kindNames = [...]string{
 	kindConnect: "connect", kindConnectAck: "connect-ack", kindConnectReject: "connect-reject",
 	kindDisconnect: "disconnect", kindGossip: "gossip", kindPing: "ping", kindPong: "pong",
 	kindDigest: "digest", kindWant: "want",
+	kindIHave: "ihave", kindGraft: "graft", kindPrune: "prune",
 }
 
 func (k kind) String() string {
@@ -95,7 +99,7 @@ func (m *wireMsg) validate(maxPayload int) error {
 		if m.Addr == "" {
 			return fmt.Errorf("gossip: %v without address", m.K)
 		}
-	case kindDigest, kindWant:
+	case kindDigest, kindWant, kindIHave, kindGraft:
 		if len(m.IDs) > maxDigest {
 			return fmt.Errorf("gossip: %v with %d ids, limit %d", m.K, len(m.IDs), maxDigest)
 		}

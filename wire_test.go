@@ -32,6 +32,9 @@ func wireSamples() []*wireMsg {
 		{V: 1, K: kindPong, Stamp: 1764081234125000001, Addr: "127.0.0.1:8001"},
 		{V: 1, K: kindDigest, IDs: []uint64{1, 1 << 63, 42}},
 		{V: 1, K: kindWant, IDs: []uint64{7}},
+		{V: 1, K: kindIHave, IDs: []uint64{7, 8}},
+		{V: 1, K: kindGraft, IDs: []uint64{9}},
+		{V: 1, K: kindPrune},
 	}
 }
 
