@@ -21,6 +21,7 @@ type ConfigError struct {
 	Msg string
 }
 
+// Error describes the bad line, e.g. `gossip: seed config line 2 "x": want host:port or host,port`.
 func (e *ConfigError) Error() string {
 	if e.Line == 0 {
 		return "gossip: seed config: " + e.Msg

@@ -48,6 +48,7 @@ type JoinError struct {
 	Failed []string
 }
 
+// Error says how many seeds accepted and which failed.
 func (e *JoinError) Error() string {
 	return fmt.Sprintf("gossip: join: %d of %d needed seeds accepted (registered %v, failed %v)",
 		len(e.Registered), e.Need, e.Registered, e.Failed)
