@@ -51,6 +51,8 @@ type tcpConfig struct {
 	advertise        string
 	logger           *slog.Logger
 	maxConns         int
+	maxConnsPerIP    int
+	linger           time.Duration
 	hooks            tcpHooks
 }
 
@@ -176,6 +178,34 @@ func WithLogger(l *slog.Logger) TCPOption {
 	}
 }
 
+// WithMaxConnsPerIP caps the simultaneous inbound connections from one
+// source IP address (default 32), so that one host cannot take every slot of
+// WithMaxConns. Connections over the cap are closed at once and counted in
+// [TCPStats.RejectedConns].
+func WithMaxConnsPerIP(n int) TCPOption {
+	return func(c *tcpConfig) error {
+		if n < 1 {
+			return fmt.Errorf("transport: max conns per IP must be at least 1, got %d", n)
+		}
+		c.maxConnsPerIP = n
+		return nil
+	}
+}
+
+// WithCloseLinger sets how long Close lets each writer flush the frames
+// still queued on an open connection, such as a node's goodbye, before
+// closing it (default 500ms; 0 drops them at once, counted in
+// [TCPStats.Dropped]). Close never dials to flush.
+func WithCloseLinger(d time.Duration) TCPOption {
+	return func(c *tcpConfig) error {
+		if d < 0 {
+			return fmt.Errorf("transport: close linger must not be negative, got %v", d)
+		}
+		c.linger = d
+		return nil
+	}
+}
+
 // WithMaxConns caps the number of simultaneous inbound connections (default
 // 1024). Connections accepted over the cap are closed at once and counted
 // in [TCPStats.RejectedConns].
@@ -233,15 +263,17 @@ type TCP struct {
 	localAddr *net.TCPAddr // source address for dials, nil for any
 	inbox     chan Packet
 
-	ctx    context.Context // cancelled by Close; aborts dials and backoff waits
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx     context.Context // cancelled by Close; aborts dials and backoff waits
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	writing sync.WaitGroup // the writer goroutines, which Close lets flush first
 
 	mu      sync.RWMutex
 	closed  bool
 	writers map[string]*writer
 	conns   map[net.Conn]struct{} // every open conn, inbound and outbound
 	inbound int                   // open accepted conns
+	perIP   map[netip.Addr]int    // open accepted conns by source IP
 
 	stats tcpCounters
 }
@@ -267,6 +299,8 @@ func ListenTCP(addr string, opts ...TCPOption) (*TCP, error) {
 		handshakeTimeout: defaultHandshakeTimeout,
 		idleTimeout:      defaultIdleTimeout,
 		maxConns:         defaultMaxConns,
+		maxConnsPerIP:    32,
+		linger:           500 * time.Millisecond,
 	}
 	for _, o := range opts {
 		if o == nil {
@@ -307,6 +341,7 @@ func ListenTCP(addr string, opts ...TCPOption) (*TCP, error) {
 		inbox:   make(chan Packet, cfg.inboxSize),
 		writers: make(map[string]*writer),
 		conns:   make(map[net.Conn]struct{}),
+		perIP:   make(map[netip.Addr]int),
 	}
 	bound, _ := ln.Addr().(*net.TCPAddr)
 	if t.addr == "" {
@@ -374,9 +409,9 @@ func (t *TCP) Send(ctx context.Context, addr string, frame []byte) error {
 	}
 	w = t.writers[addr]
 	if w == nil {
-		w = &writer{t: t, addr: addr, queue: make(chan []byte, t.cfg.queueSize)}
+		w = newWriter(t, addr)
 		t.writers[addr] = w
-		t.wg.Go(w.run)
+		t.writing.Go(w.run)
 	}
 	w.enqueue(buf)
 	return nil
@@ -393,17 +428,32 @@ func (t *TCP) Close() error {
 		return nil
 	}
 	t.closed = true
+	t.mu.Unlock()
+
+	t.cancel()
+	err := t.ln.Close()
+	// Writers flush what is queued on open connections, each bounded by
+	// the linger deadline; then every connection is closed.
+	flushed := make(chan struct{})
+	go func() { t.writing.Wait(); close(flushed) }()
+	if t.cfg.linger > 0 {
+		timer := time.NewTimer(t.cfg.linger + 100*time.Millisecond)
+		select {
+		case <-flushed:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+	t.mu.Lock()
 	conns := make([]net.Conn, 0, len(t.conns))
 	for c := range t.conns {
 		conns = append(conns, c)
 	}
 	t.mu.Unlock()
-
-	t.cancel()
-	err := t.ln.Close()
 	for _, c := range conns {
 		_ = c.Close()
 	}
+	<-flushed
 	t.wg.Wait()
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("transport: close listener: %w", err)
@@ -463,9 +513,20 @@ func (t *TCP) acceptLoop() {
 			t.reject(c, fmt.Errorf("transport: over the limit of %d inbound connections", t.cfg.maxConns))
 			continue
 		}
+		var ip netip.Addr
+		if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+			ip = ta.AddrPort().Addr().Unmap()
+		}
+		if t.perIP[ip] >= t.cfg.maxConnsPerIP {
+			t.mu.Unlock()
+			_ = c.Close()
+			t.reject(c, fmt.Errorf("transport: over the limit of %d inbound connections from %v", t.cfg.maxConnsPerIP, ip))
+			continue
+		}
 		t.inbound++
+		t.perIP[ip]++
 		t.conns[c] = struct{}{}
-		t.wg.Go(func() { t.serve(c) })
+		t.wg.Go(func() { t.serve(c, ip) })
 		t.mu.Unlock()
 	}
 }
@@ -473,7 +534,9 @@ func (t *TCP) acceptLoop() {
 // reject counts and logs an inbound connection refused before any frame.
 func (t *TCP) reject(c net.Conn, err error) {
 	t.stats.rejected.Add(1)
-	t.log.Warn("transport: rejected inbound connection", "remote", c.RemoteAddr().String(), "err", err)
+	// Debug, not Warn: a connection closed during its handshake is normal
+	// at shutdown, and a flood of rejects must not flood the log.
+	t.log.Debug("transport: rejected inbound connection", "remote", c.RemoteAddr().String(), "err", err)
 	if h := t.cfg.hooks.rejected; h != nil {
 		h(c.RemoteAddr().String(), err)
 	}
@@ -481,12 +544,15 @@ func (t *TCP) reject(c net.Conn, err error) {
 
 // serve runs the handshake on an accepted connection, then delivers its
 // frames until it fails, idles out or the transport closes.
-func (t *TCP) serve(c net.Conn) {
+func (t *TCP) serve(c net.Conn, ip netip.Addr) {
 	defer func() {
 		_ = c.Close()
 		t.mu.Lock()
 		delete(t.conns, c)
 		t.inbound--
+		if t.perIP[ip]--; t.perIP[ip] <= 0 {
+			delete(t.perIP, ip)
+		}
 		t.mu.Unlock()
 	}()
 
@@ -540,21 +606,53 @@ func (t *TCP) serve(c net.Conn) {
 }
 
 // writer owns the outbound connection to one destination.
+//
+// Its queue is a slice that grows with the backlog, up to the queue size,
+// rather than a channel of that capacity: a channel allocated queueSize
+// slots (24 KiB at the default 1024) per destination for the writer's
+// whole life, idle or not. The writer takes the whole queue at once,
+// swapping it for its emptied previous batch.
 type writer struct {
-	t     *TCP
-	addr  string
-	queue chan []byte
+	t    *TCP
+	addr string
+	wake chan struct{} // capacity 1: "the queue may be non-empty"
+
+	mu    sync.Mutex
+	queue [][]byte // at most t.cfg.queueSize frames
+}
+
+// maxKeptBatch bounds the batch buffer a writer keeps between bursts.
+const maxKeptBatch = 64
+
+func newWriter(t *TCP, addr string) *writer {
+	return &writer{t: t, addr: addr, wake: make(chan struct{}, 1)}
 }
 
 // enqueue adds frame to the queue without blocking, dropping it when full.
 // The caller holds t.mu (read or write), which keeps the writer in the map.
 func (w *writer) enqueue(frame []byte) {
-	select {
-	case w.queue <- frame:
-	default:
+	w.mu.Lock()
+	if len(w.queue) >= w.t.cfg.queueSize {
+		w.mu.Unlock()
 		w.t.stats.dropped.Add(1)
 		w.t.log.LogAttrs(w.t.ctx, slog.LevelDebug, "transport: send queue full; frame dropped", slog.String("to", w.addr))
+		return
 	}
+	w.queue = append(w.queue, frame)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the queued frames and leaves spare, emptied, as the queue.
+func (w *writer) take(spare [][]byte) [][]byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	batch := w.queue
+	w.queue = spare[:0]
+	return batch
 }
 
 // retire removes w from the writers map if its queue is empty, so that the
@@ -565,13 +663,14 @@ func (w *writer) retire(drop bool) bool {
 	t := w.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if !drop && len(w.queue) > 0 {
 		return false
 	}
-	for len(w.queue) > 0 {
-		<-w.queue
-		t.stats.dropped.Add(1)
-	}
+	t.stats.dropped.Add(uint64(len(w.queue)))
+	clear(w.queue)
+	w.queue = w.queue[:0]
 	if t.writers[w.addr] == w {
 		delete(t.writers, w.addr)
 	}
@@ -605,8 +704,7 @@ func (w *writer) run() {
 
 	idle := time.NewTimer(t.cfg.idleTimeout)
 	defer idle.Stop()
-	batch := make([][]byte, 0, 64)
-	maxBatch := cap(w.queue)
+	var batch [][]byte
 	for {
 		var dead <-chan struct{}
 		if oc != nil {
@@ -614,6 +712,15 @@ func (w *writer) run() {
 		}
 		select {
 		case <-t.ctx.Done():
+			// Closing: flush what is queued on an open connection,
+			// within the linger deadline, then drop the rest.
+			if batch = w.take(batch); len(batch) > 0 && oc != nil && t.cfg.linger > 0 {
+				if n, err := w.write(oc, batch, time.Now().Add(t.cfg.linger)); err != nil {
+					t.stats.dropped.Add(uint64(len(batch) - n))
+				}
+			} else {
+				t.stats.dropped.Add(uint64(len(batch)))
+			}
 			w.retire(true)
 			return
 		case <-dead:
@@ -624,19 +731,16 @@ func (w *writer) run() {
 				return
 			}
 			idle.Reset(t.cfg.idleTimeout)
-		case f := <-w.queue:
-			batch = append(batch[:0], f)
-		drain:
-			for len(batch) < maxBatch {
-				select {
-				case f := <-w.queue:
-					batch = append(batch, f)
-				default:
-					break drain
-				}
+		case <-w.wake:
+			batch = w.take(batch)
+			if len(batch) == 0 {
+				continue // taken with an earlier wake-up
 			}
 			ok := w.sendBatch(&oc, batch)
 			clear(batch)
+			if cap(batch) > maxKeptBatch {
+				batch = nil // let a burst's buffer go
+			}
 			if !ok {
 				w.retire(true)
 				return
@@ -673,7 +777,7 @@ func (w *writer) sendBatch(ocp **outConn, batch [][]byte) bool {
 			}
 			*ocp = oc
 		}
-		n, err := w.write(*ocp, batch)
+		n, err := w.write(*ocp, batch, time.Now().Add(t.cfg.idleTimeout))
 		batch = batch[n:]
 		if err == nil {
 			return true
@@ -695,9 +799,9 @@ func (w *writer) sendBatch(ocp **outConn, batch [][]byte) bool {
 // write frames batch into a pooled buffer and flushes once at the end (and
 // whenever the buffer fills). It returns how many frames were flushed to the
 // socket before an error; those are counted as sent and not retried.
-func (w *writer) write(oc *outConn, batch [][]byte) (int, error) {
+func (w *writer) write(oc *outConn, batch [][]byte, deadline time.Time) (int, error) {
 	t := w.t
-	_ = oc.conn.SetWriteDeadline(time.Now().Add(t.cfg.idleTimeout))
+	_ = oc.conn.SetWriteDeadline(deadline)
 	bw := writeBufs.Get().(*bufio.Writer)
 	bw.Reset(oc.conn)
 	defer func() {

@@ -30,10 +30,6 @@ import (
 	"github.com/gossip-dev/gossip/transport"
 )
 
-// leaveGrace is how long the goodbye frames get to leave before the
-// transport is closed; see the end of run.
-const leaveGrace = 300 * time.Millisecond
-
 type options struct {
 	out.Common
 	addr             string
@@ -138,12 +134,9 @@ func run(o options) (err error) {
 	if err := p.Run(ctx); err != nil {
 		return err
 	}
-	// Workaround: Run returns as soon as its goodbye frames (to the seeds
-	// and neighbours) are queued, and TCP.Close drops queued frames, so
-	// without a pause the goodbye is often lost and the others have to
-	// detect this peer as dead. Remove once the transport drains its
-	// queues on Close.
-	time.Sleep(leaveGrace)
+	// Run returns once its goodbye frames (to the seeds and neighbours)
+	// are queued; the deferred tr.Close flushes them (transport
+	// WithCloseLinger, 500ms by default).
 	st := p.Stats()
 	w.Printf("peer left: originated %d, delivered %d, duplicates dropped %d, forwarded %d, dead-node reports sent %d",
 		st.Originated, st.Delivered, st.Duplicates, st.Forwarded, st.DeadReports)
