@@ -18,12 +18,23 @@ import (
 	"github.com/gossip-dev/gossip/transport"
 )
 
-// benchConfig is the default configuration with a discarding logger and a
-// fixed random seed.
+// benchConfig is the default configuration with a discarding logger, a
+// fixed random seed and no rate limits.
 func benchConfig(b *testing.B, opts ...Option) *config {
 	b.Helper()
-	cfg, err := newConfig(append([]Option{WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), WithRandSeed(1), WithMessages(0)}, opts...))
+	cfg, err := newConfig(append([]Option{
+		WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), WithRandSeed(1), WithMessages(0),
+		// One origin sends every benchmark message: lift the per-origin
+		// and per-source limits (DoS defences) out of the measurement.
+		WithOriginRate(1 << 30), WithRateLimit(1<<30, 1<<30),
+		// The relay benchmarks feed unsigned messages; signing costs are
+		// measured separately.
+		WithSignatures(false),
+	}, opts...))
 	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cfg.ensureIdentity(); err != nil {
 		b.Fatal(err)
 	}
 	return cfg

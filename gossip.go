@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -305,6 +306,8 @@ type config struct {
 	reportBurst           int
 	silenceWindow         time.Duration
 	silenceMin            int
+	identity              ed25519.PrivateKey
+	signing               bool
 	lazy                  bool
 	lazyFlush             time.Duration
 	graftTimeout          time.Duration
@@ -394,6 +397,7 @@ func newConfig(opts []Option) (*config, error) {
 		reportRate:       DefaultReportRate,
 		silenceWindow:    DefaultSilenceWindow,
 		silenceMin:       5,
+		signing:          true,
 		lazyFlush:        50 * time.Millisecond,
 		graftTimeout:     time.Second,
 		reportBurst:      10,
@@ -784,6 +788,36 @@ func WithSilenceCheck(window time.Duration, minNew int) Option {
 	}
 }
 
+// WithIdentity sets the node's Ed25519 key. Peers sign the messages they
+// originate with it and register its public key with the seeds, which hand
+// it out with their peer lists so that receivers can tell a forged origin.
+// Default: a key generated when the node is created (so a restarted process
+// has a new identity unless the application keeps its key).
+func WithIdentity(key ed25519.PrivateKey) Option {
+	return func(c *config) error {
+		if len(key) != ed25519.PrivateKeySize {
+			return fmt.Errorf("%w: identity must be an Ed25519 private key", ErrBadOption)
+		}
+		c.identity = key
+		return nil
+	}
+}
+
+// WithSignatures turns message signing and verification on or off (default
+// on). With it on, a peer drops gossip that is unsigned, badly signed,
+// signed by a key other than the one the seeds list for its origin, or
+// stamped outside the replay window (older than the mean of the seen-set
+// and message-cache lifetimes, 7.5 minutes by default, or more than a
+// minute ahead), and the sender loses reputation. Every node of a network
+// must use the same setting. Off saves about 50-100 µs of CPU per message
+// per peer.
+func WithSignatures(on bool) Option {
+	return func(c *config) error {
+		c.signing = on
+		return nil
+	}
+}
+
 // WithLazyPush switches a peer from flooding to Plumtree-style lazy push:
 // a message travels in full only along "eager" links, which form a spanning
 // tree as links that bring duplicates are pruned; the other links carry
@@ -809,3 +843,25 @@ func WithLazyPush(flush, graftTimeout time.Duration) Option {
 func WithMaxPeers(n int) Option {
 	return intOpt("max peers", n, 1, func(c *config, v int) { c.maxPeers = v })
 }
+
+// ensureIdentity generates the node's key unless WithIdentity gave one.
+func (c *config) ensureIdentity() error {
+	if c.identity != nil {
+		return nil
+	}
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return fmt.Errorf("gossip: generate identity: %w", err)
+	}
+	c.identity = key
+	return nil
+}
+
+// maxAge is the replay window of signed messages: older ones are dropped.
+// It lies between the message-cache lifetime (anti-entropy re-sends
+// messages that old) and the seen-set lifetime (a replay after it would
+// otherwise look new).
+func (c *config) maxAge() time.Duration { return (c.seenTTL + c.cacheTTL) / 2 }
+
+// maxSkew is how far ahead of the local clock a message may be stamped.
+const maxSkew = time.Minute

@@ -18,6 +18,9 @@ const (
 	penaltyRate       = -1  // frame over the per-source rate limit
 	penaltyOriginRate = -1  // own message over the per-origin rate limit
 	penaltyRefuted    = -20 // dead-node report refuted by the seed's probe (reporter credibility only)
+	penaltyBadSig     = -50 // gossip whose signature does not verify
+	penaltyForged     = -20 // own gossip signed with a key other than the seeds list for it
+	penaltyStale      = -5  // gossip stamped outside the replay window
 	rewardDelivery    = 0.5 // first delivery of a message
 	maxScore          = 50  // rewards saturate here
 	maxTracked        = 8192

@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"context"
 	"errors"
 	"fmt"
@@ -47,6 +48,9 @@ func NewPeer(tr transport.Transport, seeds []string, opts ...Option) (*Peer, err
 	if err != nil {
 		return nil, err
 	}
+	if err := cfg.ensureIdentity(); err != nil {
+		return nil, err
+	}
 	ctr := new(peerCounters)
 	rep := newReputation(cfg)
 	st := newPeerState(cfg, tr.Addr(), seeds, ctr, rep)
@@ -79,6 +83,11 @@ func (p *Peer) Broadcast(ctx context.Context, payload []byte) error {
 		return e
 	}
 	return err
+}
+
+// PublicKey returns the peer's Ed25519 public key (see WithIdentity).
+func (p *Peer) PublicKey() ed25519.PublicKey {
+	return p.n.cfg.identity.Public().(ed25519.PublicKey)
 }
 
 // Neighbors returns the current neighbours' addresses, sorted. It never

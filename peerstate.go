@@ -1,6 +1,8 @@
 package gossip
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -61,6 +63,10 @@ type peerState struct {
 	rep  *reputation
 	// originLim caps new messages per origin; bounded by maxTracked.
 	originLim map[string]*rate.Limiter
+	// keys are the origins' public keys as the seeds list them; bounded
+	// by maxTracked.
+	keys map[string][]byte
+	pub  []byte
 
 	seeds   []string // random order, fixed at start
 	need    int      // ⌊n/2⌋+1
@@ -107,6 +113,8 @@ func newPeerState(cfg *config, self string, seeds []string, ctr *peerCounters, r
 	s := &peerState{
 		rep:       rep,
 		originLim: make(map[string]*rate.Limiter),
+		keys:      make(map[string][]byte),
+		pub:       cfg.identity.Public().(ed25519.PublicKey),
 		cfg:       cfg,
 		self:      self,
 		rng:       newRand(cfg),
@@ -176,6 +184,10 @@ func (s *peerState) drawTarget() int {
 	return hi
 }
 
+func (s *peerState) registerMsg() *wireMsg {
+	return &wireMsg{K: kindRegister, Degree: s.degree(), Key: s.pub}
+}
+
 func (s *peerState) registeredSeeds() []string {
 	var out []string
 	for _, a := range s.seeds {
@@ -204,7 +216,7 @@ func (s *peerState) register(now time.Time) {
 			continue
 		}
 		l.state, l.deadline = seedPending, now.Add(s.cfg.registerTimeout)
-		s.fx.send(a, &wireMsg{K: kindRegister, Degree: len(s.nbrs)})
+		s.fx.send(a, s.registerMsg())
 		active++
 	}
 	if active < s.need && !s.anyPending() {
@@ -265,7 +277,7 @@ func (s *peerState) receive(from string, m *wireMsg, now time.Time) {
 			// The seed forgot us (a restart, or it removed us while we
 			// were cut off): register with that same seed again.
 			l.state, l.deadline = seedPending, now.Add(s.cfg.registerTimeout)
-			s.fx.send(from, &wireMsg{K: kindRegister, Degree: s.degree()})
+			s.fx.send(from, s.registerMsg())
 		}
 	case kindPeerList:
 		if l, ok := s.links[from]; ok && l.state == seedRegistered {
@@ -355,6 +367,12 @@ func (s *peerState) mergePeers(seed string, peers []wirePeer, now time.Time) {
 			continue
 		}
 		s.known[p.Addr] = p.Degree
+		if len(p.Key) == ed25519.PublicKeySize {
+			if len(s.keys) >= maxTracked {
+				clear(s.keys)
+			}
+			s.keys[p.Addr] = p.Key
+		}
 		list = append(list, p.Addr)
 	}
 	clear(s.refused)
@@ -465,7 +483,7 @@ func (s *peerState) heal(now time.Time) {
 	}
 	if s.degree() == 0 {
 		for _, a := range s.registeredSeeds() {
-			s.fx.send(a, &wireMsg{K: kindRegister})
+			s.fx.send(a, s.registerMsg())
 		}
 		s.lastListReq = now
 		return
@@ -559,7 +577,7 @@ func (s *peerState) onGossip(from string, m *wireMsg, now time.Time) {
 	}
 	nb := s.nbrs[from]
 	nb.gossipIn++
-	id := gossipID(m.Origin, m.Seq, m.Stamp, m.Payload)
+	id := m.id()
 	if s.seen.contains(id) {
 		s.ctr.duplicates.Add(1)
 		if s.cfg.lazy && !nb.lazy {
@@ -576,6 +594,10 @@ func (s *peerState) onGossip(from string, m *wireMsg, now time.Time) {
 	}
 	if nb.lazy && s.cfg.lazy {
 		nb.lazy = false // it delivered first: keep it in the tree
+	}
+	if s.cfg.signing && !s.authentic(from, m, now) {
+		s.ctr.dropped.Add(1)
+		return
 	}
 	if !s.allowOrigin(m.Origin, now) {
 		s.ctr.dropped.Add(1)
@@ -596,7 +618,7 @@ func (s *peerState) onGossip(from string, m *wireMsg, now time.Time) {
 	if hops >= s.cfg.maxHops {
 		return
 	}
-	fwd := &wireMsg{K: kindGossip, Origin: m.Origin, Seq: m.Seq, Stamp: m.Stamp, Hops: hops, Payload: m.Payload}
+	fwd := &wireMsg{K: kindGossip, Origin: m.Origin, Seq: m.Seq, Stamp: m.Stamp, Hops: hops, Payload: m.Payload, Key: m.Key, Sig: m.Sig}
 	s.push(id, fwd, from, announced, now)
 	s.cache.add(id, fwd, from, now)
 }
@@ -715,7 +737,11 @@ func (s *peerState) neighborsSorted() []string { return *s.view.Load() }
 func (s *peerState) originate(payload []byte, now time.Time) {
 	s.seq++
 	m := &wireMsg{K: kindGossip, Origin: s.self, Seq: s.seq, Stamp: now.UnixNano(), Payload: payload}
-	id := gossipID(m.Origin, m.Seq, m.Stamp, m.Payload)
+	if s.cfg.signing {
+		m.Key = s.pub
+		m.Sig = ed25519.Sign(s.cfg.identity, signedBytes(m))
+	}
+	id := m.id()
 	s.seen.add(id, now)
 	to := s.neighborsSorted()
 	s.push(id, m, "", nil, now)
@@ -798,7 +824,7 @@ func (s *peerState) tick(now time.Time) {
 	if !now.Before(s.nextRefresh) {
 		s.nextRefresh = now.Add(s.cfg.refreshInterval)
 		for _, a := range s.registeredSeeds() {
-			s.fx.send(a, &wireMsg{K: kindRegister, Degree: s.degree()})
+			s.fx.send(a, s.registerMsg())
 		}
 	}
 	s.fill(now)
@@ -911,6 +937,44 @@ func (s *peerState) checkSilence(now time.Time) {
 	}
 	s.silenceFrom, s.newInWindow = now, 0
 	maps.DeleteFunc(s.shunned, func(_ string, until time.Time) bool { return !now.Before(until) })
+}
+
+// authentic checks a new signed message before it is delivered or
+// forwarded: well-formed signature fields, a timestamp inside the replay
+// window, the key the seeds list for its origin (when they list one), and
+// a valid signature. A failure costs the sender reputation, since honest
+// neighbours check the same before forwarding — except a key that merely
+// disagrees with ours on a relayed message: the relayer may not know the
+// origin's key at all, or know a newer one (the origin restarted). A
+// disagreement makes this peer fetch fresh lists from its seeds.
+func (s *peerState) authentic(from string, m *wireMsg, now time.Time) bool {
+	reject := func(penalty float64, why string) bool {
+		s.rep.add(from, penalty, now)
+		s.log.Debug("dropping gossip", "from", from, "origin", m.Origin, "seq", m.Seq, "why", why)
+		return false
+	}
+	if len(m.Key) != ed25519.PublicKeySize || len(m.Sig) != ed25519.SignatureSize {
+		return reject(penaltyMalformed, "unsigned")
+	}
+	if age := now.Sub(time.Unix(0, m.Stamp)); age > s.cfg.maxAge() || age < -maxSkew {
+		return reject(penaltyStale, "stamped outside the replay window")
+	}
+	if k, ok := s.keys[m.Origin]; ok && !bytes.Equal(k, m.Key) {
+		if now.Sub(s.lastListReq) >= time.Second {
+			s.lastListReq = now
+			for _, a := range s.registeredSeeds() {
+				s.fx.send(a, &wireMsg{K: kindPeerListReq})
+			}
+		}
+		if from == m.Origin {
+			return reject(penaltyForged, "own message signed with a key the seeds do not list")
+		}
+		return reject(0, "origin key differs from the seeds' (relayed)")
+	}
+	if !ed25519.Verify(m.Key, signedBytes(m), m.Sig) {
+		return reject(penaltyBadSig, "bad signature")
+	}
+	return true
 }
 
 // allowOrigin applies the per-origin rate limit to a new message.

@@ -33,6 +33,9 @@ func NewSeed(tr transport.Transport, seeds []string, opts ...Option) (*Seed, err
 	if err != nil {
 		return nil, err
 	}
+	if err := cfg.ensureIdentity(); err != nil {
+		return nil, err
+	}
 	ctr := new(seedCounters)
 	rep := newReputation(cfg)
 	st := newSeedState(cfg, tr.Addr(), slices.Clone(seeds), ctr, rep)

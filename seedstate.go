@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"crypto/ed25519"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
@@ -14,6 +15,7 @@ import (
 type seedPeer struct {
 	degree       int
 	registeredAt time.Time
+	key          []byte // its Ed25519 public key, as last registered
 }
 
 // probe is a seed's own check of a peer reported dead.
@@ -229,6 +231,10 @@ func (s *seedState) onRegister(from string, m *wireMsg, now time.Time) {
 		s.emit(Event{Kind: EventPeerRegistered, Time: now, Addr: from, Peers: s.listChanged()})
 	}
 	p.degree = m.Degree
+	if len(m.Key) == ed25519.PublicKeySize {
+		// The latest registration wins: a restarted peer has a new key.
+		p.key = m.Key
+	}
 	s.fx.send(from, &wireMsg{K: kindRegisterAck, Peers: s.peerList(from)})
 }
 
@@ -240,7 +246,7 @@ func (s *seedState) peerList(asker string) []wirePeer {
 	all := make([]wirePeer, 0, len(s.peers))
 	for _, a := range slices.Sorted(maps.Keys(s.peers)) {
 		if a != asker {
-			all = append(all, wirePeer{Addr: a, Degree: s.peers[a].degree})
+			all = append(all, wirePeer{Addr: a, Degree: s.peers[a].degree, Key: s.peers[a].key})
 		}
 	}
 	s.rng.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })

@@ -1,6 +1,8 @@
 package gossip
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"io"
 	"log/slog"
 	"slices"
@@ -19,7 +21,20 @@ func testConfig(t *testing.T, opts ...Option) *config {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := cfg.ensureIdentity(); err != nil {
+		t.Fatal(err)
+	}
 	return cfg
+}
+
+// testKey is a fixed identity for origins in state tests.
+var testKey = ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
+
+// signed stamps m with its origin's signature by key.
+func signed(m *wireMsg, key ed25519.PrivateKey) *wireMsg {
+	m.Key = key.Public().(ed25519.PublicKey)
+	m.Sig = ed25519.Sign(key, signedBytes(m))
+	return m
 }
 
 // sent drains the machine's sends as "to kind" strings.
@@ -152,7 +167,7 @@ func TestPeerLivenessReplyResetsCount(t *testing.T) {
 
 func TestPeerGossipForwarding(t *testing.T) {
 	s := joinedPeer(t, []string{"a", "b", "c", "o"})
-	m := &wireMsg{K: kindGossip, Origin: "o", Seq: 1, Stamp: 5, Payload: []byte("hi")}
+	m := signed(&wireMsg{K: kindGossip, Origin: "o", Seq: 1, Stamp: t0.UnixNano(), Payload: []byte("hi")}, testKey)
 	s.receive("a", m, t0)
 	got := sent(&s.fx)
 	// Not back to a (sender), not to o (origin).
@@ -172,12 +187,12 @@ func TestPeerGossipForwarding(t *testing.T) {
 		t.Fatalf("duplicates = %d", s.ctr.duplicates.Load())
 	}
 	// Tampered payload is a different message (a new hash).
-	s.receive("b", &wireMsg{K: kindGossip, Origin: "o", Seq: 1, Stamp: 5, Payload: []byte("HI")}, t0)
+	s.receive("b", signed(&wireMsg{K: kindGossip, Origin: "o", Seq: 1, Stamp: t0.UnixNano(), Payload: []byte("HI")}, testKey), t0)
 	if got := sent(&s.fx); !slices.Equal(got, []string{"a gossip", "c gossip"}) {
-		t.Fatalf("tampered copy forwarded to %v", got)
+		t.Fatalf("a second message of the origin forwarded to %v", got)
 	}
 	// Gossip from a non-neighbour is dropped.
-	s.receive("stranger", &wireMsg{K: kindGossip, Origin: "x", Seq: 1, Payload: []byte("x")}, t0)
+	s.receive("stranger", signed(&wireMsg{K: kindGossip, Origin: "x", Seq: 1, Stamp: t0.UnixNano(), Payload: []byte("x")}, testKey), t0)
 	if got := sent(&s.fx); !slices.Equal(got, []string{"stranger disconnect"}) {
 		t.Fatalf("gossip from a stranger: sent %v, want only a disconnect to it", got)
 	}
@@ -385,5 +400,67 @@ func TestOptionValidation(t *testing.T) {
 	}
 	if _, err := newConfig([]Option{nil, WithMessages(0)}); err != nil {
 		t.Errorf("nil option: %v", err)
+	}
+}
+
+// TestForgeriesDropped: forged origin, tampered payload, replayed old
+// message, unsigned and future-stamped messages are dropped, neither
+// delivered nor forwarded, and cost the sender reputation. (A spoofed
+// transport handshake is covered by the transport's tests.)
+func TestForgeriesDropped(t *testing.T) {
+	mallory := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
+	good := func() *wireMsg {
+		return signed(&wireMsg{K: kindGossip, Origin: "o", Seq: 1, Stamp: t0.UnixNano(), Payload: []byte("pay")}, testKey)
+	}
+	tests := []struct {
+		name    string
+		from    string
+		msg     func() *wireMsg
+		penalty float64
+	}{
+		// A relayer may not know the origin's key, or know a newer one:
+		// dropped, and the seeds asked again, but no penalty.
+		{"forged origin, relayed", "a", func() *wireMsg {
+			return signed(&wireMsg{K: kindGossip, Origin: "o", Seq: 1, Stamp: t0.UnixNano(), Payload: []byte("pay")}, mallory)
+		}, 0},
+		{"forged origin, claimed by the sender", "o", func() *wireMsg {
+			return signed(&wireMsg{K: kindGossip, Origin: "o", Seq: 2, Stamp: t0.UnixNano(), Payload: []byte("pay")}, mallory)
+		}, penaltyForged},
+		{"tampered payload", "a", func() *wireMsg { m := good(); m.Payload = []byte("PAY"); return m }, penaltyBadSig},
+		{"tampered seq", "a", func() *wireMsg { m := good(); m.Seq = 9; return m }, penaltyBadSig},
+		{"replayed old message", "a", func() *wireMsg {
+			return signed(&wireMsg{K: kindGossip, Origin: "o", Seq: 1, Stamp: t0.Add(-9 * time.Minute).UnixNano(), Payload: []byte("pay")}, testKey)
+		}, penaltyStale},
+		{"stamped in the future", "a", func() *wireMsg {
+			return signed(&wireMsg{K: kindGossip, Origin: "o", Seq: 1, Stamp: t0.Add(2 * time.Minute).UnixNano(), Payload: []byte("pay")}, testKey)
+		}, penaltyStale},
+		{"unsigned", "a", func() *wireMsg { m := good(); m.Sig = nil; return m }, penaltyMalformed},
+		{"truncated key", "a", func() *wireMsg { m := good(); m.Key = m.Key[:16]; return m }, penaltyMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := joinedPeer(t, []string{"a", "b", "o"})
+			// The seeds list o's key.
+			s.receive(s.seeds[0], &wireMsg{K: kindPeerList, Peers: []wirePeer{{Addr: "o", Key: testKey.Public().(ed25519.PublicKey)}}}, t0)
+			sent(&s.fx)
+			drainEvents(&s.fx)
+			s.receive(tt.from, tt.msg(), t0)
+			for _, x := range sent(&s.fx) {
+				if !strings.HasSuffix(x, "peer-list-req") {
+					t.Errorf("sent %q", x)
+				}
+			}
+			if evs := drainEvents(&s.fx); len(evs) != 0 {
+				t.Errorf("events %v", kindsOf(evs))
+			}
+			if got := s.rep.score(tt.from, t0); got != tt.penalty {
+				t.Errorf("sender's score %v, want %v", got, tt.penalty)
+			}
+			// The genuine message still gets through afterwards.
+			s.receive("b", good(), t0)
+			if evs := drainEvents(&s.fx); len(evs) != 1 || evs[0].Kind != EventMessage {
+				t.Errorf("genuine message not delivered after the forgery: %v", kindsOf(evs))
+			}
+		})
 	}
 }

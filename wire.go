@@ -63,6 +63,7 @@ func (k kind) String() string {
 type wirePeer struct {
 	Addr   string `codec:"a" json:"a"`
 	Degree int    `codec:"d,omitempty" json:"d,omitempty"`
+	Key    []byte `codec:"k,omitempty" json:"k,omitempty"` // its Ed25519 public key
 }
 
 // wireMsg is the one message struct of the protocol; K says which fields
@@ -80,6 +81,8 @@ type wireMsg struct {
 	Payload []byte     `codec:"b,omitempty" json:"b,omitempty"`
 	Reason  string     `codec:"r,omitempty" json:"r,omitempty"`
 	IDs     []uint64   `codec:"i,omitempty" json:"i,omitempty"`
+	Key     []byte     `codec:"pk,omitempty" json:"pk,omitempty"` // origin's (gossip) or registrant's Ed25519 public key
+	Sig     []byte     `codec:"sg,omitempty" json:"sg,omitempty"` // origin's signature (gossip)
 }
 
 // validate rejects messages whose fields cannot be right for their kind,
@@ -124,11 +127,23 @@ func (m *wireMsg) validate(maxPayload int) error {
 type msgID uint64
 
 func gossipID(origin string, seq uint64, stamp int64, payload []byte) msgID {
+	return gossipIDKey(origin, nil, seq, stamp, payload)
+}
+
+// id is the identity of gossip message m; a signed message's key is part
+// of it, so a copy re-signed by someone else cannot suppress the original.
+func (m *wireMsg) id() msgID { return gossipIDKey(m.Origin, m.Key, m.Seq, m.Stamp, m.Payload) }
+
+func gossipIDKey(origin string, key []byte, seq uint64, stamp int64, payload []byte) msgID {
 	h := sha256.New()
 	var b [8]byte
 	binary.BigEndian.PutUint32(b[:4], uint32(len(origin)))
 	h.Write(b[:4])
 	h.Write([]byte(origin))
+	if len(key) > 0 {
+		h.Write([]byte{0xff, byte(len(key))})
+		h.Write(key)
+	}
 	binary.BigEndian.PutUint64(b[:], seq)
 	h.Write(b[:])
 	binary.BigEndian.PutUint64(b[:], uint64(stamp))
@@ -136,4 +151,16 @@ func gossipID(origin string, seq uint64, stamp int64, payload []byte) msgID {
 	h.Write(payload)
 	var sum [sha256.Size]byte
 	return msgID(binary.BigEndian.Uint64(h.Sum(sum[:0])))
+}
+
+// signedBytes is what an origin signs: a domain tag, then the origin
+// address (length-prefixed), sequence number, timestamp and payload.
+func signedBytes(m *wireMsg) []byte {
+	b := make([]byte, 0, 32+len(m.Origin)+len(m.Payload))
+	b = append(b, "gossip-msg-v1\x00"...)
+	b = binary.AppendUvarint(b, uint64(len(m.Origin)))
+	b = append(b, m.Origin...)
+	b = binary.BigEndian.AppendUint64(b, m.Seq)
+	b = binary.BigEndian.AppendUint64(b, uint64(m.Stamp))
+	return append(b, m.Payload...)
 }
