@@ -3,6 +3,7 @@ package gossip
 import (
 	"bytes"
 	"crypto/ed25519"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -462,5 +463,40 @@ func TestForgeriesDropped(t *testing.T) {
 				t.Errorf("genuine message not delivered after the forgery: %v", kindsOf(evs))
 			}
 		})
+	}
+}
+
+// TestSeedCapsAddressGroups: Sybils registering from one /24 group are
+// capped, and a peer list holds at most a tenth of its entries from it.
+func TestSeedCapsAddressGroups(t *testing.T) {
+	const honest, sybils, maxShare = 100, 50, 0.10
+	s := newTestSeed(t)
+	for i := range honest {
+		s.receive(peerAddr(i), &wireMsg{K: kindRegister}, t0)
+	}
+	refused := 0
+	for i := range sybils {
+		s.receive(fmt.Sprintf("10.66.6.%d:9000", i+1), &wireMsg{K: kindRegister}, t0)
+		for _, o := range s.fx.sends {
+			if o.msg.K == kindRegisterReject && o.msg.Reason == "address group full" {
+				refused++
+			}
+		}
+		s.fx.sends = s.fx.sends[:0]
+	}
+	if want := sybils - DefaultGroupLimit; refused != want {
+		t.Errorf("%d Sybil registrations refused, want %d (cap %d per group)", refused, want, DefaultGroupLimit)
+	}
+	for range 20 {
+		list := s.peerList(peerAddr(0))
+		n := 0
+		for _, p := range list {
+			if strings.HasPrefix(p.Addr, "10.66.6.") {
+				n++
+			}
+		}
+		if share := float64(n) / float64(len(list)); share > maxShare {
+			t.Fatalf("peer list of %d has %d (%.1f%%) entries from the Sybil group", len(list), n, 100*share)
+		}
 	}
 }
