@@ -306,6 +306,7 @@ type config struct {
 	reportBurst           int
 	silenceWindow         time.Duration
 	silenceMin            int
+	powDifficulty         int
 	identity              ed25519.PrivateKey
 	signing               bool
 	lazy                  bool
@@ -350,6 +351,7 @@ const (
 	DefaultInboundPerGroup  = 8
 	DefaultReportRate       = 1 // dead-node reports per second from one reporter
 	DefaultSilenceWindow    = time.Minute
+	DefaultPoWDifficulty    = 18 // about 65-90 ms of one core here
 )
 
 func newConfig(opts []Option) (*config, error) {
@@ -398,6 +400,7 @@ func newConfig(opts []Option) (*config, error) {
 		silenceWindow:    DefaultSilenceWindow,
 		silenceMin:       5,
 		signing:          true,
+		powDifficulty:    DefaultPoWDifficulty,
 		lazyFlush:        50 * time.Millisecond,
 		graftTimeout:     time.Second,
 		reportBurst:      10,
@@ -799,6 +802,24 @@ func WithIdentity(key ed25519.PrivateKey) Option {
 			return fmt.Errorf("%w: identity must be an Ed25519 private key", ErrBadOption)
 		}
 		c.identity = key
+		return nil
+	}
+}
+
+// WithProofOfWork sets the difficulty, in leading zero bits of a SHA-256
+// hash, of the puzzle a seed requires from a peer that registers a new
+// address or key (renewals by the same key need none): about 2^d hashes,
+// 65-90 ms of one core at the default 18. The puzzle is bound to a fresh
+// seed nonce, the peer's key and its address, is single use and expires
+// after 30 s; the difficulty rises by a bit per doubling of the solve rate
+// above 100 a minute, up to 24. 0 disables the requirement. A seed-side
+// option.
+func WithProofOfWork(difficulty int) Option {
+	return func(c *config) error {
+		if difficulty < 0 || difficulty > 24 {
+			return fmt.Errorf("%w: proof-of-work difficulty must be in [0, 24], got %d", ErrBadOption, difficulty)
+		}
+		c.powDifficulty = difficulty
 		return nil
 	}
 }

@@ -88,7 +88,9 @@ func newCluster(t *testing.T, nSeeds int, opts ...Option) *cluster {
 		errs:    make(map[string]error),
 		done:    make(map[string]chan struct{}),
 	}
-	c.opts = append([]Option{WithLogger(quietLogger(t)), WithEventHandler(c.rec.handler())}, opts...)
+	// A light proof of work keeps hundreds of registrations cheap; the
+	// default difficulty is tested on its own.
+	c.opts = append([]Option{WithLogger(quietLogger(t)), WithEventHandler(c.rec.handler()), WithProofOfWork(6)}, opts...)
 	for i := range nSeeds {
 		c.seeds = append(c.seeds, fmt.Sprintf("10.0.0.%d:7000", i+1))
 	}

@@ -26,6 +26,9 @@ type effects struct {
 	fatal   error      // non-nil ends Run with this error
 	persist []wirePeer // seeds: the peer list to write to the persist file
 	save    bool       // persist is due
+	// async is CPU work (proof of work) to run off the loop; each returns
+	// the step to apply on the loop when done.
+	async []func(ctx context.Context) func(now time.Time)
 }
 
 func (fx *effects) send(to string, m *wireMsg) {
@@ -61,6 +64,8 @@ type node struct {
 	stats    nodeStats
 	prepare  func() // run on the loop goroutine before the machine starts
 	rep      *reputation
+	asyncCtx context.Context // the loop's; async work stops with it
+	asyncWG  sync.WaitGroup
 }
 
 type nodeStats struct {
@@ -123,6 +128,10 @@ func (n *node) do(ctx context.Context, fn func(now time.Time)) error {
 }
 
 func (n *node) loop(ctx context.Context, d *dispatcher) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer n.asyncWG.Wait()
+	defer cancel()
+	n.asyncCtx = ctx
 	if n.prepare != nil {
 		n.prepare()
 	}
@@ -209,6 +218,17 @@ func (n *node) flush(ctx context.Context, d *dispatcher) error {
 		d.push(fx.events)
 		fx.events = nil
 	}
+	for _, work := range fx.async {
+		n.asyncWG.Go(func() {
+			step := work(n.asyncCtx)
+			select {
+			case n.requests <- step:
+			case <-n.asyncCtx.Done():
+			}
+		})
+	}
+	clear(fx.async)
+	fx.async = fx.async[:0]
 	if fx.save {
 		if err := writeFileAtomic(n.cfg.persistPath, encodePeerFile(fx.persist)); err != nil {
 			n.log.Warn("cannot persist peer list", "path", n.cfg.persistPath, "err", err)

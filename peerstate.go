@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/gossip-dev/gossip/internal/pow"
 )
 
 // seedLinkState is where a peer's registration with one seed stands.
@@ -28,6 +31,7 @@ const (
 type seedLink struct {
 	state    seedLinkState
 	deadline time.Time
+	solving  bool // a proof of work for this seed is being computed
 }
 
 type neighbor struct {
@@ -184,6 +188,42 @@ func (s *peerState) drawTarget() int {
 	return hi
 }
 
+// onChallenge solves a seed's proof-of-work challenge off the loop and
+// registers again with the solution.
+func (s *peerState) onChallenge(from string, m *wireMsg, now time.Time) {
+	l, ok := s.links[from]
+	if !ok || l.solving {
+		return
+	}
+	var ch pow.Challenge
+	copy(ch.Nonce[:], m.Nonce)
+	ch.Difficulty, ch.Expires = m.Diff, m.Stamp
+	l.solving = true
+	if l.state == seedPending {
+		l.deadline = now.Add(solveBudget) // the solve may take a while
+	}
+	key, self := s.pub, []byte(s.self)
+	s.fx.async = append(s.fx.async, func(ctx context.Context) func(time.Time) {
+		ctx, cancel := context.WithTimeout(ctx, solveBudget)
+		defer cancel()
+		sol, err := pow.Solve(ctx, ch, key, self)
+		return func(now time.Time) {
+			l.solving = false
+			if err != nil || s.stopped {
+				s.log.Warn("proof of work not solved", "seed", from, "err", err)
+				return
+			}
+			msg := s.registerMsg()
+			msg.Nonce, msg.Counter = sol.Nonce[:], sol.Counter
+			l.state, l.deadline = seedPending, now.Add(s.cfg.registerTimeout)
+			s.fx.send(from, msg)
+		}
+	})
+}
+
+// solveBudget bounds the time a peer spends on one proof of work.
+const solveBudget = 30 * time.Second
+
 func (s *peerState) registerMsg() *wireMsg {
 	return &wireMsg{K: kindRegister, Degree: s.degree(), Key: s.pub}
 }
@@ -279,6 +319,8 @@ func (s *peerState) receive(from string, m *wireMsg, now time.Time) {
 			l.state, l.deadline = seedPending, now.Add(s.cfg.registerTimeout)
 			s.fx.send(from, s.registerMsg())
 		}
+	case kindChallenge:
+		s.onChallenge(from, m, now)
 	case kindPeerList:
 		if l, ok := s.links[from]; ok && l.state == seedRegistered {
 			s.mergePeers(from, m.Peers, now)

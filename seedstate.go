@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"log/slog"
 	"maps"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/gossip-dev/gossip/internal/pow"
 )
 
 type seedPeer struct {
@@ -45,6 +48,8 @@ type seedState struct {
 	// reports lower it, and reports from a reporter at the threshold are
 	// ignored for the ban duration (its registration is not affected).
 	reporters *reputation
+	// issuer issues and redeems proof-of-work challenges; nil if disabled.
+	issuer *pow.Issuer
 	// reportLim caps dead-node reports per reporter; bounded by maxTracked.
 	reportLim map[string]*rate.Limiter
 
@@ -63,6 +68,7 @@ func newSeedState(cfg *config, self string, seeds []string, ctr *seedCounters, r
 	s := &seedState{
 		rep:       rep,
 		reporters: newReputation(cfg),
+		issuer:    newIssuer(cfg),
 		reportLim: make(map[string]*rate.Limiter),
 		cfg:       cfg,
 		self:      self,
@@ -209,6 +215,12 @@ func (s *seedState) onRegister(from string, m *wireMsg, now time.Time) {
 		return
 	}
 	p, ok := s.peers[from]
+	if !ok || (len(m.Key) > 0 && !bytes.Equal(m.Key, p.key)) {
+		// A new address or key must prove work; a renewal need not.
+		if !s.admit(from, m, now) {
+			return
+		}
+	}
 	if !ok {
 		if len(s.peers) >= s.cfg.maxPeers {
 			s.fx.send(from, &wireMsg{K: kindRegisterReject, Reason: "seed full"})
@@ -236,6 +248,48 @@ func (s *seedState) onRegister(from string, m *wireMsg, now time.Time) {
 		p.key = m.Key
 	}
 	s.fx.send(from, &wireMsg{K: kindRegisterAck, Peers: s.peerList(from)})
+}
+
+func newIssuer(cfg *config) *pow.Issuer {
+	if cfg.powDifficulty == 0 {
+		return nil
+	}
+	return pow.NewIssuer(pow.IssuerConfig{
+		Difficulty:    uint8(cfg.powDifficulty),
+		MaxDifficulty: uint8(max(cfg.powDifficulty, 24)),
+	})
+}
+
+// admit checks a registration's proof of work, bound to the registrant's
+// key and address: without one it sends a fresh challenge; a wrong,
+// expired or replayed one is refused. It reports whether to register.
+func (s *seedState) admit(from string, m *wireMsg, now time.Time) bool {
+	if s.issuer == nil {
+		return true
+	}
+	if len(m.Key) != ed25519.PublicKeySize {
+		s.fx.send(from, &wireMsg{K: kindRegisterReject, Reason: "registration needs a public key"})
+		return false
+	}
+	if len(m.Nonce) == 0 {
+		ch := s.issuer.Issue(now)
+		s.fx.send(from, &wireMsg{K: kindChallenge, Nonce: ch.Nonce[:], Diff: ch.Difficulty, Stamp: ch.Expires})
+		return false
+	}
+	var sol pow.Solution
+	copy(sol.Nonce[:], m.Nonce)
+	sol.Counter = m.Counter
+	if len(m.Nonce) != len(sol.Nonce) {
+		s.fx.send(from, &wireMsg{K: kindRegisterReject, Reason: "proof of work: malformed nonce"})
+		return false
+	}
+	if err := s.issuer.Redeem(sol, m.Key, []byte(from), now); err != nil {
+		s.rep.add(from, penaltyMalformed, now)
+		s.log.Info("registration refused", "peer", from, "err", err)
+		s.fx.send(from, &wireMsg{K: kindRegisterReject, Reason: err.Error()})
+		return false
+	}
+	return true
 }
 
 // peerList returns the registered peers but the asker in random order,

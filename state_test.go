@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"fmt"
 	"io"
@@ -12,13 +13,15 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/gossip-dev/gossip/internal/pow"
 )
 
 var t0 = time.Unix(1_700_000_000, 0)
 
 func testConfig(t *testing.T, opts ...Option) *config {
 	t.Helper()
-	cfg, err := newConfig(append([]Option{WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), WithRandSeed(1)}, opts...))
+	cfg, err := newConfig(append([]Option{WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), WithRandSeed(1), WithProofOfWork(0)}, opts...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -498,5 +501,106 @@ func TestSeedCapsAddressGroups(t *testing.T) {
 		if share := float64(n) / float64(len(list)); share > maxShare {
 			t.Fatalf("peer list of %d has %d (%.1f%%) entries from the Sybil group", len(list), n, 100*share)
 		}
+	}
+}
+
+// TestSeedRequiresProofOfWork: registration without a valid, unexpired,
+// unreplayed proof of work bound to the registrant's key and address is
+// refused; renewals by the same key need none.
+func TestSeedRequiresProofOfWork(t *testing.T) {
+	const diff = 8
+	key := testKey.Public().(ed25519.PublicKey)
+	other := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, ed25519.SeedSize)).Public().(ed25519.PublicKey)
+	challenge := func(s *seedState, from string) pow.Challenge {
+		s.receive(from, &wireMsg{K: kindRegister, Key: key}, t0)
+		msgs := s.fx.sends
+		s.fx.sends = nil
+		if len(msgs) != 1 || msgs[0].msg.K != kindChallenge {
+			t.Fatalf("first registration answered with %v, want a challenge", msgs)
+		}
+		var ch pow.Challenge
+		copy(ch.Nonce[:], msgs[0].msg.Nonce)
+		ch.Difficulty, ch.Expires = msgs[0].msg.Diff, msgs[0].msg.Stamp
+		return ch
+	}
+	solve := func(ch pow.Challenge, k []byte, addr string) pow.Solution {
+		sol, err := pow.Solve(context.Background(), ch, k, []byte(addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sol
+	}
+	reg := func(sol pow.Solution, k []byte) *wireMsg {
+		return &wireMsg{K: kindRegister, Key: k, Nonce: sol.Nonce[:], Counter: sol.Counter}
+	}
+	tests := []struct {
+		name string
+		do   func(s *seedState) (from string, m *wireMsg, now time.Time)
+		ok   bool
+	}{
+		{"valid", func(s *seedState) (string, *wireMsg, time.Time) {
+			return "p:1", reg(solve(challenge(s, "p:1"), key, "p:1"), key), t0
+		}, true},
+		{"no key", func(s *seedState) (string, *wireMsg, time.Time) {
+			return "p:1", &wireMsg{K: kindRegister}, t0
+		}, false},
+		{"wrong counter", func(s *seedState) (string, *wireMsg, time.Time) {
+			sol := solve(challenge(s, "p:1"), key, "p:1")
+			sol.Counter++
+			return "p:1", reg(sol, key), t0
+		}, false},
+		{"solved for another key", func(s *seedState) (string, *wireMsg, time.Time) {
+			return "p:1", reg(solve(challenge(s, "p:1"), other, "p:1"), key), t0
+		}, false},
+		{"solved for another address", func(s *seedState) (string, *wireMsg, time.Time) {
+			return "p:1", reg(solve(challenge(s, "p:1"), key, "p:2"), key), t0
+		}, false},
+		{"unknown nonce", func(s *seedState) (string, *wireMsg, time.Time) {
+			return "p:1", reg(solve(pow.Challenge{Difficulty: diff}, key, "p:1"), key), t0
+		}, false},
+		{"expired", func(s *seedState) (string, *wireMsg, time.Time) {
+			return "p:1", reg(solve(challenge(s, "p:1"), key, "p:1"), key), t0.Add(time.Hour)
+		}, false},
+		{"replayed", func(s *seedState) (string, *wireMsg, time.Time) {
+			sol := solve(challenge(s, "p:1"), key, "p:1")
+			s.receive("p:1", reg(sol, key), t0)
+			s.receive("p:1", &wireMsg{K: kindLeave}, t0)
+			s.fx.sends = nil
+			return "p:1", reg(sol, key), t0
+		}, false},
+		{"too easy", func(s *seedState) (string, *wireMsg, time.Time) {
+			ch := challenge(s, "p:1")
+			easy := ch
+			easy.Difficulty = 1
+			for {
+				sol := solve(easy, key, "p:1")
+				if pow.Verify(ch, key, []byte("p:1"), sol) != nil {
+					return "p:1", reg(sol, key), t0
+				}
+				easy.Nonce[15]++ // unlikely to need: find a too-weak one
+			}
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSeedState(testConfig(t, WithProofOfWork(diff)), "s1", []string{"s1"}, new(seedCounters), newReputation(testConfig(t)))
+			s.start(t0)
+			from, m, now := tt.do(s)
+			s.receive(from, m, now)
+			registered := slices.Contains(*s.view.Load(), from)
+			if registered != tt.ok {
+				t.Fatalf("registered = %v, want %v (sent %v)", registered, tt.ok, sent(&s.fx))
+			}
+		})
+	}
+	// A renewal by the registered key needs no new work.
+	s := newSeedState(testConfig(t, WithProofOfWork(diff)), "s1", []string{"s1"}, new(seedCounters), newReputation(testConfig(t)))
+	s.start(t0)
+	sol, _ := pow.Solve(context.Background(), challenge(s, "p:1"), key, []byte("p:1"))
+	s.receive("p:1", reg(sol, key), t0)
+	sent(&s.fx)
+	s.receive("p:1", &wireMsg{K: kindRegister, Key: key}, t0.Add(time.Minute))
+	if got := sent(&s.fx); !slices.Equal(got, []string{"p:1 register-ack"}) {
+		t.Fatalf("renewal answered with %v, want an ack", got)
 	}
 }

@@ -39,6 +39,7 @@ const (
 	kindIHave                          // lazy push: IDs of messages I received
 	kindGraft                          // lazy push: send me these IDs and push to me eagerly
 	kindPrune                          // lazy push: stop pushing to me eagerly
+	kindChallenge                      // seed → peer: solve this proof of work (Nonce, Diff, Stamp = expiry)
 	kindMax                            // first unused value
 )
 
@@ -49,7 +50,7 @@ var kindNames = [...]string{
 	kindConnect: "connect", kindConnectAck: "connect-ack", kindConnectReject: "connect-reject",
 	kindDisconnect: "disconnect", kindGossip: "gossip", kindPing: "ping", kindPong: "pong",
 	kindDigest: "digest", kindWant: "want",
-	kindIHave: "ihave", kindGraft: "graft", kindPrune: "prune",
+	kindIHave: "ihave", kindGraft: "graft", kindPrune: "prune", kindChallenge: "challenge",
 }
 
 func (k kind) String() string {
@@ -83,6 +84,9 @@ type wireMsg struct {
 	IDs     []uint64   `codec:"i,omitempty" json:"i,omitempty"`
 	Key     []byte     `codec:"pk,omitempty" json:"pk,omitempty"` // origin's (gossip) or registrant's Ed25519 public key
 	Sig     []byte     `codec:"sg,omitempty" json:"sg,omitempty"` // origin's signature (gossip)
+	Nonce   []byte     `codec:"n,omitempty" json:"n,omitempty"`   // proof-of-work challenge nonce
+	Diff    uint8      `codec:"df,omitempty" json:"df,omitempty"` // proof-of-work difficulty
+	Counter uint64     `codec:"c,omitempty" json:"c,omitempty"`   // proof-of-work solution
 }
 
 // validate rejects messages whose fields cannot be right for their kind,
@@ -101,6 +105,10 @@ func (m *wireMsg) validate(maxPayload int) error {
 	case kindDeadReport, kindSeedDead:
 		if m.Addr == "" {
 			return fmt.Errorf("gossip: %v without address", m.K)
+		}
+	case kindChallenge:
+		if len(m.Nonce) != 16 || m.Diff > 64 {
+			return fmt.Errorf("gossip: malformed challenge")
 		}
 	case kindDigest, kindWant, kindIHave, kindGraft:
 		if len(m.IDs) > maxDigest {

@@ -35,6 +35,8 @@ func wireSamples() []*wireMsg {
 		{V: 1, K: kindIHave, IDs: []uint64{7, 8}},
 		{V: 1, K: kindGraft, IDs: []uint64{9}},
 		{V: 1, K: kindPrune},
+		{V: 1, K: kindChallenge, Nonce: make([]byte, 16), Diff: 18, Stamp: 1},
+		{V: 1, K: kindRegister, Key: make([]byte, 32), Nonce: make([]byte, 16), Counter: 12345},
 	}
 }
 
