@@ -215,6 +215,7 @@ func (s *peerState) onChallenge(from string, m *wireMsg, now time.Time) {
 			}
 			msg := s.registerMsg()
 			msg.Nonce, msg.Counter = sol.Nonce[:], sol.Counter
+			msg.Sig = ed25519.Sign(s.cfg.identity, registrationBytes(msg.Nonce, s.self, from))
 			l.state, l.deadline = seedPending, now.Add(s.cfg.registerTimeout)
 			s.fx.send(from, msg)
 		}

@@ -261,8 +261,10 @@ func newIssuer(cfg *config) *pow.Issuer {
 }
 
 // admit checks a registration's proof of work, bound to the registrant's
-// key and address: without one it sends a fresh challenge; a wrong,
-// expired or replayed one is refused. It reports whether to register.
+// key and address, and its signature of the challenge nonce, which proves
+// that the registrant holds the key: without a solution it sends a fresh
+// challenge; a wrong, expired or replayed one, or a bad signature, is
+// refused. It reports whether to register.
 func (s *seedState) admit(from string, m *wireMsg, now time.Time) bool {
 	if s.issuer == nil {
 		return true
@@ -281,6 +283,11 @@ func (s *seedState) admit(from string, m *wireMsg, now time.Time) bool {
 	sol.Counter = m.Counter
 	if len(m.Nonce) != len(sol.Nonce) {
 		s.fx.send(from, &wireMsg{K: kindRegisterReject, Reason: "proof of work: malformed nonce"})
+		return false
+	}
+	if len(m.Sig) != ed25519.SignatureSize || !ed25519.Verify(m.Key, registrationBytes(m.Nonce, from, s.self), m.Sig) {
+		s.rep.add(from, penaltyMalformed, now)
+		s.fx.send(from, &wireMsg{K: kindRegisterReject, Reason: "registration not signed by its key"})
 		return false
 	}
 	if err := s.issuer.Redeem(sol, m.Key, []byte(from), now); err != nil {

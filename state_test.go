@@ -531,7 +531,8 @@ func TestSeedRequiresProofOfWork(t *testing.T) {
 		return sol
 	}
 	reg := func(sol pow.Solution, k []byte) *wireMsg {
-		return &wireMsg{K: kindRegister, Key: k, Nonce: sol.Nonce[:], Counter: sol.Counter}
+		return &wireMsg{K: kindRegister, Key: k, Nonce: sol.Nonce[:], Counter: sol.Counter,
+			Sig: ed25519.Sign(testKey, registrationBytes(sol.Nonce[:], "p:1", "s1"))}
 	}
 	tests := []struct {
 		name string
@@ -543,6 +544,14 @@ func TestSeedRequiresProofOfWork(t *testing.T) {
 		}, true},
 		{"no key", func(s *seedState) (string, *wireMsg, time.Time) {
 			return "p:1", &wireMsg{K: kindRegister}, t0
+		}, false},
+		{"not signed by the key", func(s *seedState) (string, *wireMsg, time.Time) {
+			m := reg(solve(challenge(s, "p:1"), key, "p:1"), key)
+			m.Sig = nil
+			return "p:1", m, t0
+		}, false},
+		{"someone else's key (cannot sign for it)", func(s *seedState) (string, *wireMsg, time.Time) {
+			return "p:1", reg(solve(challenge(s, "p:1"), other, "p:1"), other), t0
 		}, false},
 		{"wrong counter", func(s *seedState) (string, *wireMsg, time.Time) {
 			sol := solve(challenge(s, "p:1"), key, "p:1")

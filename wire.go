@@ -161,6 +161,15 @@ func gossipIDKey(origin string, key []byte, seq uint64, stamp int64, payload []b
 	return msgID(binary.BigEndian.Uint64(h.Sum(sum[:0])))
 }
 
+// registrationBytes is what a registrant signs to prove it holds its key:
+// the seed's fresh challenge nonce, its own address and the seed's.
+func registrationBytes(nonce []byte, addr, seed string) []byte {
+	b := append([]byte("gossip-register-v1\x00"), nonce...)
+	b = binary.AppendUvarint(b, uint64(len(addr)))
+	b = append(b, addr...)
+	return append(b, seed...)
+}
+
 // signedBytes is what an origin signs: a domain tag, then the origin
 // address (length-prefixed), sequence number, timestamp and payload.
 func signedBytes(m *wireMsg) []byte {
