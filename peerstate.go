@@ -225,6 +225,45 @@ func (s *peerState) onChallenge(from string, m *wireMsg, now time.Time) {
 // solveBudget bounds the time a peer spends on one proof of work.
 const solveBudget = 30 * time.Second
 
+// linkMsg builds a connect or connect-ack to peer to, signed with this
+// peer's key over the two addresses and a timestamp, so that the receiver
+// knows it talks to the holder of the key the seeds list for this address.
+func (s *peerState) linkMsg(k kind, to string, now time.Time) *wireMsg {
+	m := &wireMsg{K: k, Stamp: now.UnixNano()}
+	if s.cfg.signing {
+		m.Key = s.pub
+		m.Sig = ed25519.Sign(s.cfg.identity, linkBytes(k, s.self, to, m.Stamp))
+	}
+	return m
+}
+
+// linkProven checks a connect or connect-ack: signed by the key it carries,
+// for this pair of addresses, stamped within a minute, and with the key
+// the seeds list for the sender when they list one. A failure costs the
+// sender reputation.
+func (s *peerState) linkProven(from string, m *wireMsg, now time.Time) bool {
+	if !s.cfg.signing {
+		return true
+	}
+	why := ""
+	switch {
+	case len(m.Key) != ed25519.PublicKeySize || len(m.Sig) != ed25519.SignatureSize:
+		why = "unsigned"
+	case now.Sub(time.Unix(0, m.Stamp)).Abs() > maxSkew:
+		why = "stale"
+	case s.keys[from] != nil && !bytes.Equal(s.keys[from], m.Key):
+		why = "key differs from the seeds'"
+	case !ed25519.Verify(m.Key, linkBytes(m.K, from, s.self, m.Stamp), m.Sig):
+		why = "bad signature"
+	}
+	if why == "" {
+		return true
+	}
+	s.rep.add(from, penaltyForged, now)
+	s.log.Info("refusing an unproven link", "peer", from, "kind", m.K, "why", why)
+	return false
+}
+
 func (s *peerState) registerMsg() *wireMsg {
 	return &wireMsg{K: kindRegister, Degree: s.degree(), Key: s.pub}
 }
@@ -328,9 +367,13 @@ func (s *peerState) receive(from string, m *wireMsg, now time.Time) {
 			s.fill(now)
 		}
 	case kindConnect:
-		s.onConnect(from, now)
+		if s.linkProven(from, m, now) {
+			s.onConnect(from, now)
+		}
 	case kindConnectAck:
-		s.onConnectAck(from, now)
+		if s.linkProven(from, m, now) {
+			s.onConnectAck(from, now)
+		}
 	case kindConnectReject:
 		if _, ok := s.dialing[from]; ok {
 			delete(s.dialing, from)
@@ -464,7 +507,7 @@ func (s *peerState) fill(now time.Time) {
 		a := cands[i]
 		cands = slices.Delete(cands, i, i+1)
 		s.dialing[a] = now.Add(s.cfg.connectTimeout)
-		s.fx.send(a, &wireMsg{K: kindConnect})
+		s.fx.send(a, s.linkMsg(kindConnect, a, now))
 	}
 }
 
@@ -560,7 +603,7 @@ func (s *peerState) onConnect(from string, now time.Time) {
 		return
 	}
 	if _, ok := s.nbrs[from]; ok {
-		s.fx.send(from, &wireMsg{K: kindConnectAck})
+		s.fx.send(from, s.linkMsg(kindConnectAck, from, now))
 		return
 	}
 	if !s.joined || s.degree() >= s.cfg.maxDegree {
@@ -591,7 +634,7 @@ func (s *peerState) onConnect(from string, now time.Time) {
 	// A crossing dial: its request arrived first, so it counts as inbound.
 	delete(s.dialing, from)
 	s.addNeighbor(from, false, now)
-	s.fx.send(from, &wireMsg{K: kindConnectAck})
+	s.fx.send(from, s.linkMsg(kindConnectAck, from, now))
 }
 
 func (s *peerState) onConnectAck(from string, now time.Time) {

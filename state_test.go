@@ -34,6 +34,12 @@ func testConfig(t *testing.T, opts ...Option) *config {
 // testKey is a fixed identity for origins in state tests.
 var testKey = ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
 
+// link is a connect or connect-ack from a neighbour holding testKey.
+func link(k kind, from, to string) *wireMsg {
+	return &wireMsg{K: k, Stamp: t0.UnixNano(), Key: testKey.Public().(ed25519.PublicKey),
+		Sig: ed25519.Sign(testKey, linkBytes(k, from, to, t0.UnixNano()))}
+}
+
 // signed stamps m with its origin's signature by key.
 func signed(m *wireMsg, key ed25519.PrivateKey) *wireMsg {
 	m.Key = key.Public().(ed25519.PublicKey)
@@ -83,9 +89,9 @@ func joinedPeer(t *testing.T, nbrs []string, opts ...Option) *peerState {
 	}
 	for _, n := range nbrs {
 		if _, ok := s.dialing[n]; !ok {
-			s.receive(n, &wireMsg{K: kindConnect}, t0)
+			s.receive(n, link(kindConnect, n, "p:1"), t0)
 		} else {
-			s.receive(n, &wireMsg{K: kindConnectAck}, t0)
+			s.receive(n, link(kindConnectAck, n, "p:1"), t0)
 		}
 	}
 	if got := s.neighborsSorted(); !slices.Equal(got, nbrs) {
@@ -231,7 +237,7 @@ func TestPeerOriginatesSpecMessages(t *testing.T) {
 
 func TestPeerRefusesBeyondMaxDegree(t *testing.T) {
 	s := joinedPeer(t, []string{"a", "b"}, WithMaxDegree(2))
-	s.receive("c", &wireMsg{K: kindConnect}, t0)
+	s.receive("c", link(kindConnect, "c", "p:1"), t0)
 	if got := sent(&s.fx); !slices.Equal(got, []string{"c connect-reject"}) {
 		t.Fatalf("sent %v, want a reject", got)
 	}
@@ -611,5 +617,40 @@ func TestSeedRequiresProofOfWork(t *testing.T) {
 	s.receive("p:1", &wireMsg{K: kindRegister, Key: key}, t0.Add(time.Minute))
 	if got := sent(&s.fx); !slices.Equal(got, []string{"p:1 register-ack"}) {
 		t.Fatalf("renewal answered with %v, want an ack", got)
+	}
+}
+
+// TestLinkNeedsKeyProof: a connect must be signed, for this pair of
+// addresses, recently, by the key the seeds list for the sender.
+func TestLinkNeedsKeyProof(t *testing.T) {
+	mallory := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{5}, ed25519.SeedSize))
+	tests := map[string]*wireMsg{
+		"unsigned":           {K: kindConnect, Stamp: t0.UnixNano()},
+		"for another peer":   {K: kindConnect, Stamp: t0.UnixNano(), Key: testKey.Public().(ed25519.PublicKey), Sig: ed25519.Sign(testKey, linkBytes(kindConnect, "x", "p:2", t0.UnixNano()))},
+		"replayed later":     link(kindConnect, "x", "p:1"),
+		"not the seeds' key": {K: kindConnect, Stamp: t0.UnixNano(), Key: mallory.Public().(ed25519.PublicKey), Sig: ed25519.Sign(mallory, linkBytes(kindConnect, "x", "p:1", t0.UnixNano()))},
+	}
+	for name, m := range tests {
+		t.Run(name, func(t *testing.T) {
+			s := joinedPeer(t, []string{"a", "b"})
+			s.receive(s.seeds[0], &wireMsg{K: kindPeerList, Peers: []wirePeer{{Addr: "x", Key: testKey.Public().(ed25519.PublicKey)}}}, t0)
+			sent(&s.fx)
+			now := t0
+			if name == "replayed later" {
+				now = t0.Add(2 * time.Minute)
+			}
+			s.receive("x", m, now)
+			if _, ok := s.nbrs["x"]; ok {
+				t.Fatal("accepted an unproven link")
+			}
+			if s.rep.score("x", now) >= 0 {
+				t.Fatal("sender not penalised")
+			}
+		})
+	}
+	s := joinedPeer(t, []string{"a", "b"})
+	s.receive("x", link(kindConnect, "x", "p:1"), t0)
+	if _, ok := s.nbrs["x"]; !ok {
+		t.Fatal("a proven link was refused")
 	}
 }

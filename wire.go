@@ -170,6 +170,17 @@ func registrationBytes(nonce []byte, addr, seed string) []byte {
 	return append(b, seed...)
 }
 
+// linkBytes is what a peer signs in a connect or connect-ack: the kind,
+// both addresses and a timestamp.
+func linkBytes(k kind, from, to string, stamp int64) []byte {
+	b := append([]byte("gossip-link-v1\x00"), byte(k))
+	b = binary.AppendUvarint(b, uint64(len(from)))
+	b = append(b, from...)
+	b = binary.AppendUvarint(b, uint64(len(to)))
+	b = append(b, to...)
+	return binary.BigEndian.AppendUint64(b, uint64(stamp))
+}
+
 // signedBytes is what an origin signs: a domain tag, then the origin
 // address (length-prefixed), sequence number, timestamp and payload.
 func signedBytes(m *wireMsg) []byte {
