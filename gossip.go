@@ -830,8 +830,9 @@ func WithProofOfWork(difficulty int) Option {
 // stamped outside the replay window (older than the mean of the seen-set
 // and message-cache lifetimes, 7.5 minutes by default, or more than a
 // minute ahead), and the sender loses reputation. Every node of a network
-// must use the same setting. Off saves about 50-100 µs of CPU per message
-// per peer.
+// must use the same setting. Off saves about 40 µs per originated message
+// and 90-100 µs per received one (BenchmarkSignMessage,
+// BenchmarkVerifyMessage).
 func WithSignatures(on bool) Option {
 	return func(c *config) error {
 		c.signing = on
