@@ -94,10 +94,7 @@ func parseSeedLine(text string) (addr, msg string) {
 	if host == "" {
 		return "", "missing host"
 	}
-	if strings.ContainsAny(host, " \t,") {
-		return "", "bad host " + strconv.Quote(host)
-	}
-	if strings.Contains(host, ":") && net.ParseIP(host) == nil {
+	if !validHost(host) {
 		return "", "bad host " + strconv.Quote(host)
 	}
 	n, err := strconv.Atoi(port)
@@ -108,6 +105,23 @@ func parseSeedLine(text string) (addr, msg string) {
 		return "", fmt.Sprintf("port %d out of range 1-65535", n)
 	}
 	return net.JoinHostPort(host, strconv.Itoa(n)), ""
+}
+
+// validHost accepts an IP address or a DNS name (letters, digits, '-',
+// '_' and dots).
+func validHost(host string) bool {
+	if net.ParseIP(host) != nil {
+		return true
+	}
+	if len(host) > 253 {
+		return false
+	}
+	for _, r := range host {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // LoadSeeds reads a seed list from the file at path; see ParseSeeds.

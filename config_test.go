@@ -38,6 +38,8 @@ func TestParseSeeds(t *testing.T) {
 		{"two commas", "127.0.0.1,7001,7002\n", nil, 1},
 		{"space in host", "127.0.0.1:7001\nmy host:7002\n", nil, 2},
 		{"bare ipv6", "::1:7001\n", nil, 1},
+		{"bracket in host", "[]0,1\n", nil, 1},
+		{"unicode host", "hôst:7001\n", nil, 1},
 		{"duplicate", "127.0.0.1:7001\n127.0.0.1,7001\n", nil, 2},
 		{"garbage", "127.0.0.1:7001\n\n\x00\x01\n", nil, 3},
 		{"too long", strings.Repeat("a", 5000), nil, 1},
