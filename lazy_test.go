@@ -11,8 +11,10 @@ import (
 	"github.com/gossip-dev/gossip/transport"
 )
 
+// lazyPeers is 60, or 30 under the race detector.
+var lazyPeers = scaled(60, 30)
+
 const (
-	lazyPeers        = 60
 	lazyMessages     = 200
 	lazyLoss         = 0.05
 	lazyMaxPerDeliv  = 1.3 // payload transmissions per delivery, lazy push
@@ -65,8 +67,8 @@ func TestLazyPushSavesTransmissions(t *testing.T) {
 	}
 	lazyCov, lazyPer := runDissemination(t, WithLazyPush(50*time.Millisecond, time.Second))
 	floodCov, floodPer := runDissemination(t)
-	t.Logf("60 peers, 5%% loss, %d messages: lazy push coverage %.4f, %.2f payload sends per delivery; flooding coverage %.4f, %.2f",
-		lazyMessages, lazyCov, lazyPer, floodCov, floodPer)
+	t.Logf("%d peers, 5%% loss, %d messages: lazy push coverage %.4f, %.2f payload sends per delivery; flooding coverage %.4f, %.2f",
+		lazyPeers, lazyMessages, lazyCov, lazyPer, floodCov, floodPer)
 	if lazyCov != 1 || floodCov != 1 {
 		t.Errorf("coverage lazy %.4f, flood %.4f; want 1", lazyCov, floodCov)
 	}
