@@ -65,6 +65,7 @@ type node struct {
 	prepare  func() // run on the loop goroutine before the machine starts
 	rep      *reputation
 	asyncCtx context.Context // the loop's; async work stops with it
+	armed    time.Time       // deadline the loop's timer is set for; zero if stopped or fired
 	asyncWG  sync.WaitGroup
 }
 
@@ -140,6 +141,7 @@ func (n *node) loop(ctx context.Context, d *dispatcher) error {
 		return err
 	}
 	timer := time.NewTimer(time.Hour)
+	timer.Stop() // armed is zero: arm sets the first deadline
 	defer timer.Stop()
 	for {
 		n.arm(timer)
@@ -172,6 +174,7 @@ func (n *node) loop(ctx context.Context, d *dispatcher) error {
 			}
 			n.m.receive(pkt.From, &msg, now)
 		case <-timer.C:
+			n.armed = time.Time{}
 			n.m.tick(time.Now())
 		case req := <-n.requests:
 			req(time.Now())
@@ -189,6 +192,10 @@ func (n *node) loop(ctx context.Context, d *dispatcher) error {
 // arm sets timer to fire at the machine's next deadline.
 func (n *node) arm(t *time.Timer) {
 	next := n.m.next()
+	if next.Equal(n.armed) {
+		return // already set for it: spare a timer reset per frame
+	}
+	n.armed = next
 	if next.IsZero() {
 		t.Stop()
 		return
@@ -199,8 +206,19 @@ func (n *node) arm(t *time.Timer) {
 // flush carries out the machine's pending effects.
 func (n *node) flush(ctx context.Context, d *dispatcher) error {
 	fx := n.m.effects()
+	// The machines never change a message once queued, and one message
+	// often goes to many neighbours: encode it once.
+	var (
+		last     *wireMsg
+		frame    []byte
+		frameErr error
+	)
 	for _, o := range fx.sends {
-		frame, err := n.cfg.codec.Marshal(o.msg)
+		if o.msg != last {
+			last = o.msg
+			frame, frameErr = n.cfg.codec.Marshal(o.msg)
+		}
+		err := frameErr
 		if err == nil {
 			err = n.tr.Send(ctx, o.to, frame)
 		}
