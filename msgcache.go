@@ -42,15 +42,11 @@ func (c *msgCache) add(id msgID, m *wireMsg, from string, now time.Time) {
 
 func (c *msgCache) get(id msgID) *cacheEntry { return c.byID[id] }
 
-// ids returns the IDs of messages that arrived at or before cutoff, oldest
-// first, at most limit of the newest such.
-func (c *msgCache) ids(cutoff time.Time, limit int) []uint64 {
+// ids returns the IDs of the cached messages, oldest first, at most limit
+// of the newest.
+func (c *msgCache) ids(limit int) []uint64 {
 	live := c.order[c.head:]
-	end := len(live)
-	for end > 0 && live[end-1].at.After(cutoff) {
-		end--
-	}
-	live = live[max(0, end-limit):end]
+	live = live[max(0, len(live)-limit):]
 	out := make([]uint64, len(live))
 	for i, e := range live {
 		out[i] = uint64(e.id)

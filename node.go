@@ -73,6 +73,29 @@ type nodeStats struct {
 	framesIn, framesOut, badFrames, sendErrors, refused atomic.Uint64
 }
 
+// FrameStats are a node's counters of frames in and out, shared by
+// PeerStats and SeedStats.
+type FrameStats struct {
+	// FramesIn counts inbound frames, FramesOut frames handed to the
+	// transport.
+	FramesIn, FramesOut uint64
+	// BadFrames counts inbound frames that could not be decoded or were
+	// invalid.
+	BadFrames uint64
+	// Refused counts inbound frames dropped before decoding: over a
+	// per-source rate limit or from a banned node.
+	Refused uint64
+	// SendErrors counts frames the codec or the transport refused.
+	SendErrors uint64
+}
+
+func (s *nodeStats) snapshot() FrameStats {
+	return FrameStats{
+		FramesIn: s.framesIn.Load(), FramesOut: s.framesOut.Load(), BadFrames: s.badFrames.Load(),
+		Refused: s.refused.Load(), SendErrors: s.sendErrors.Load(),
+	}
+}
+
 func newRand(cfg *config) *rand.Rand {
 	if cfg.seeded {
 		return rand.New(rand.NewPCG(cfg.seed, cfg.seed^0x9e3779b97f4a7c15))

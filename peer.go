@@ -126,9 +126,7 @@ type PeerStats struct {
 	DeadReports uint64
 	// Dropped counts messages refused: from non-neighbours or unexpected.
 	Dropped uint64
-	// BadFrames counts inbound frames that could not be decoded or were
-	// invalid.
-	BadFrames uint64
+	FrameStats
 }
 
 // Stats returns the peer's counters. It never blocks.
@@ -141,6 +139,6 @@ func (p *Peer) Stats() PeerStats {
 		Repaired:    p.ctr.repaired.Load(),
 		DeadReports: p.ctr.deadReports.Load(),
 		Dropped:     p.ctr.dropped.Load(),
-		BadFrames:   p.n.stats.badFrames.Load(),
+		FrameStats:  p.n.stats.snapshot(),
 	}
 }

@@ -989,7 +989,7 @@ func (s *peerState) sendDigest(to string, now time.Time) {
 	if s.cfg.cacheSize == 0 {
 		return
 	}
-	s.fx.send(to, &wireMsg{K: kindDigest, IDs: s.cache.ids(now, maxDigest)})
+	s.fx.send(to, &wireMsg{K: kindDigest, IDs: s.cache.ids(maxDigest)})
 }
 
 // digestGuard delays anti-entropy repairs of messages younger than this,

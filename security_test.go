@@ -311,6 +311,13 @@ func TestFloodIsLimitedAndBanned(t *testing.T) {
 		if missing > 0 {
 			t.Errorf("%d honest deliveries missing", missing)
 		}
+		refused := uint64(0)
+		for _, p := range peers {
+			refused += c.peers[p].Stats().Refused
+		}
+		if refused == 0 {
+			t.Error("no frame refused before decoding: the bans did not shed the flood")
+		}
 		growth := int64(after.HeapAlloc) - int64(before.HeapAlloc)
 		if growth > heapBound {
 			t.Errorf("heap grew by %d MiB during the flood", growth>>20)

@@ -75,9 +75,7 @@ type SeedStats struct {
 	Refuted uint64
 	// Removed counts peers removed, dead or left.
 	Removed uint64
-	// BadFrames counts inbound frames that could not be decoded or were
-	// invalid.
-	BadFrames uint64
+	FrameStats
 }
 
 // Stats returns the seed's counters. It never blocks.
@@ -87,6 +85,6 @@ func (s *Seed) Stats() SeedStats {
 		DeadReports:   s.ctr.reports.Load(),
 		Refuted:       s.ctr.refuted.Load(),
 		Removed:       s.ctr.removed.Load(),
-		BadFrames:     s.n.stats.badFrames.Load(),
+		FrameStats:    s.n.stats.snapshot(),
 	}
 }

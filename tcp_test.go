@@ -160,6 +160,12 @@ func TestTCPNetwork(t *testing.T) {
 	if s := trs[peers[0].Addr()].Stats(); s.FramesSent == 0 || s.FramesReceived == 0 {
 		t.Errorf("transport stats did not move: %+v", s)
 	}
+	if s := peers[0].Stats(); s.FramesIn == 0 || s.FramesOut == 0 || s.BadFrames != 0 {
+		t.Errorf("peer frame stats %+v, want frames both ways and none bad", s.FrameStats)
+	}
+	if s := seed.Stats(); s.FramesIn == 0 || s.Registrations != n {
+		t.Errorf("seed stats %+v, want %d registrations", s, n)
+	}
 }
 
 func isSubset(a, b []string) bool {
