@@ -239,8 +239,10 @@ func (s *peerState) linkMsg(k kind, to string, now time.Time) *wireMsg {
 
 // linkProven checks a connect or connect-ack: signed by the key it carries,
 // for this pair of addresses, stamped within a minute, and with the key
-// the seeds list for the sender when they list one. A failure costs the
-// sender reputation.
+// the seeds list for the sender when they list one. A bad or missing
+// signature costs the sender reputation. A key that differs from the
+// seeds' may just be newer (the sender restarted): it is refused without
+// penalty and this peer asks its seeds again, so a retry succeeds.
 func (s *peerState) linkProven(from string, m *wireMsg, now time.Time) bool {
 	if !s.cfg.signing {
 		return true
@@ -251,10 +253,16 @@ func (s *peerState) linkProven(from string, m *wireMsg, now time.Time) bool {
 		why = "unsigned"
 	case now.Sub(time.Unix(0, m.Stamp)).Abs() > maxSkew:
 		why = "stale"
-	case s.keys[from] != nil && !bytes.Equal(s.keys[from], m.Key):
-		why = "key differs from the seeds'"
 	case !ed25519.Verify(m.Key, linkBytes(m.K, from, s.self, m.Stamp), m.Sig):
 		why = "bad signature"
+	}
+	if why == "" && s.keys[from] != nil && !bytes.Equal(s.keys[from], m.Key) {
+		s.refreshKeys(now)
+		s.log.Info("refusing a link: key differs from the seeds'; asking them again", "peer", from)
+		if m.K == kindConnect {
+			s.fx.send(from, &wireMsg{K: kindConnectReject, Reason: "key not known yet"})
+		}
+		return false
 	}
 	if why == "" {
 		return true
@@ -262,6 +270,17 @@ func (s *peerState) linkProven(from string, m *wireMsg, now time.Time) bool {
 	s.rep.add(from, penaltyForged, now)
 	s.log.Info("refusing an unproven link", "peer", from, "kind", m.K, "why", why)
 	return false
+}
+
+// refreshKeys asks the seeds for fresh peer lists, and so keys, at most
+// once a second.
+func (s *peerState) refreshKeys(now time.Time) {
+	if now.Sub(s.lastListReq) >= time.Second {
+		s.lastListReq = now
+		for _, a := range s.registeredSeeds() {
+			s.fx.send(a, &wireMsg{K: kindPeerListReq})
+		}
+	}
 }
 
 func (s *peerState) registerMsg() *wireMsg {
@@ -1046,12 +1065,7 @@ func (s *peerState) authentic(from string, m *wireMsg, now time.Time) bool {
 		return reject(penaltyStale, "stamped outside the replay window")
 	}
 	if k, ok := s.keys[m.Origin]; ok && !bytes.Equal(k, m.Key) {
-		if now.Sub(s.lastListReq) >= time.Second {
-			s.lastListReq = now
-			for _, a := range s.registeredSeeds() {
-				s.fx.send(a, &wireMsg{K: kindPeerListReq})
-			}
-		}
+		s.refreshKeys(now)
 		if from == m.Origin {
 			return reject(penaltyForged, "own message signed with a key the seeds do not list")
 		}

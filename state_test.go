@@ -621,14 +621,15 @@ func TestSeedRequiresProofOfWork(t *testing.T) {
 }
 
 // TestLinkNeedsKeyProof: a connect must be signed, for this pair of
-// addresses, recently, by the key the seeds list for the sender.
+// addresses, recently, by the key the seeds list for the sender. A key
+// other than the seeds' is refused without penalty (it may be newer) and
+// the seeds are asked again; once they list it, the link is accepted.
 func TestLinkNeedsKeyProof(t *testing.T) {
 	mallory := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{5}, ed25519.SeedSize))
 	tests := map[string]*wireMsg{
-		"unsigned":           {K: kindConnect, Stamp: t0.UnixNano()},
-		"for another peer":   {K: kindConnect, Stamp: t0.UnixNano(), Key: testKey.Public().(ed25519.PublicKey), Sig: ed25519.Sign(testKey, linkBytes(kindConnect, "x", "p:2", t0.UnixNano()))},
-		"replayed later":     link(kindConnect, "x", "p:1"),
-		"not the seeds' key": {K: kindConnect, Stamp: t0.UnixNano(), Key: mallory.Public().(ed25519.PublicKey), Sig: ed25519.Sign(mallory, linkBytes(kindConnect, "x", "p:1", t0.UnixNano()))},
+		"unsigned":         {K: kindConnect, Stamp: t0.UnixNano()},
+		"for another peer": {K: kindConnect, Stamp: t0.UnixNano(), Key: testKey.Public().(ed25519.PublicKey), Sig: ed25519.Sign(testKey, linkBytes(kindConnect, "x", "p:2", t0.UnixNano()))},
+		"replayed later":   link(kindConnect, "x", "p:1"),
 	}
 	for name, m := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -652,5 +653,25 @@ func TestLinkNeedsKeyProof(t *testing.T) {
 	s.receive("x", link(kindConnect, "x", "p:1"), t0)
 	if _, ok := s.nbrs["x"]; !ok {
 		t.Fatal("a proven link was refused")
+	}
+
+	// x restarted with a new key the seeds listed after this peer's list.
+	s = joinedPeer(t, []string{"a", "b"})
+	s.receive(s.seeds[0], &wireMsg{K: kindPeerList, Peers: []wirePeer{{Addr: "x", Key: testKey.Public().(ed25519.PublicKey)}}}, t0)
+	sent(&s.fx)
+	now := t0.Add(time.Minute)
+	renewed := &wireMsg{K: kindConnect, Stamp: now.UnixNano(), Key: mallory.Public().(ed25519.PublicKey), Sig: ed25519.Sign(mallory, linkBytes(kindConnect, "x", "p:1", now.UnixNano()))}
+	s.receive("x", renewed, now)
+	got := sent(&s.fx)
+	if _, ok := s.nbrs["x"]; ok || !slices.Contains(got, "x connect-reject") || !slices.Contains(got, s.seeds[0]+" peer-list-req") {
+		t.Fatalf("new key: sent %v, want a reject and a list request", got)
+	}
+	if s.rep.score("x", now) != 0 {
+		t.Fatal("a newer key was penalised")
+	}
+	s.receive(s.seeds[0], &wireMsg{K: kindPeerList, Peers: []wirePeer{{Addr: "x", Key: mallory.Public().(ed25519.PublicKey)}}}, now)
+	s.receive("x", renewed, now)
+	if _, ok := s.nbrs["x"]; !ok {
+		t.Fatal("link refused after the seeds listed the new key")
 	}
 }
