@@ -698,7 +698,14 @@ func (s *peerState) onGossip(from string, m *wireMsg, now time.Time) {
 		delete(s.missing, id)
 	}
 	if nb.lazy && s.cfg.lazy {
-		nb.lazy = false // it delivered first: keep it in the tree
+		// It delivered first: keep it in the tree. If this peer pruned it
+		// earlier (a duplicate of another message raced in on it), it
+		// pushes lazily now, and with several messages in flight every
+		// incoming link can end up pruned that way, leaving this peer to
+		// learn of each message only by announcement and graft. An empty
+		// graft undoes the prune.
+		nb.lazy = false
+		s.fx.send(from, &wireMsg{K: kindGraft})
 	}
 	if s.cfg.signing && !s.authentic(from, m, now) {
 		s.ctr.dropped.Add(1)
