@@ -131,8 +131,14 @@ func (msgpackCodec) Marshal(v any) ([]byte, error) {
 // must be a non-nil pointer. Bad input yields an error wrapping ErrMalformed;
 // it never panics. data is not retained.
 func (msgpackCodec) Unmarshal(data []byte, v any) (err error) {
-	if err := checkTarget("msgpack", v); err != nil {
-		return err
+	// A plan is only found for a pointer to a struct: with a non-nil one,
+	// v is a valid target.
+	p, base := lookupPlan(v)
+	if p == nil || base == nil {
+		if err := checkTarget("msgpack", v); err != nil {
+			return err
+		}
+		p = nil
 	}
 	if len(data) == 0 {
 		return malformed("msgpack", v, errEmptyInput)
@@ -141,7 +147,7 @@ func (msgpackCodec) Unmarshal(data []byte, v any) (err error) {
 	// anything that would still escape (e.g. from a user type's hooks).
 	defer recoverMalformed("msgpack", v, &err)
 
-	if _, ok := fastUnmarshal(data, v); ok {
+	if p != nil && p.unmarshal(data, base) {
 		return nil
 	}
 	// No plan for v's type, or the fast path gave up: go-msgpack decodes

@@ -4,10 +4,12 @@ import (
 	"encoding"
 	"encoding/binary"
 	"math"
+	"math/bits"
 	"reflect"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
@@ -34,18 +36,43 @@ import (
 // A type gets no plan, and so always goes through go-msgpack, if it or any
 // type it contains implements an interface go-msgpack gives special
 // treatment (codec.Selfer, encoding.BinaryMarshaler or BinaryUnmarshaler,
-// codec.MissingFielder), has embedded fields, a codec tag option other
-// than omitempty, omitempty on a struct-valued field, duplicate names, a
-// recursive type, or a field of any other type (maps, interfaces, floats,
-// arrays...).
+// codec.MissingFielder), has embedded fields, more than 64 encoded fields,
+// a codec tag option other than omitempty, omitempty on a struct-valued
+// field, duplicate names, a recursive type, or a field of any other type
+// (maps, interfaces, floats, arrays...).
+//
+// What keeps it fast (a gossip frame with a 256-byte payload takes one
+// allocation to encode, the frame, and one to decode, the payload):
+//
+//   - The plan of a type is found through a small lock-free cache keyed by
+//     the interface's type word, with no reflection per call.
+//   - The hot part of a field's plan is packed in 16 bytes, its key
+//     pre-encoded; integer fields have an op per size.
+//   - Encoding writes a flat message of up to smallFrame bytes to a stack
+//     buffer in one pass and copies it out at its exact size; a larger
+//     one, or one with struct fields, is measured first, then written
+//     straight into its exact-size result.
+//   - Decoding finds a field from a one-byte key by a table lookup.
+//   - Short strings come from a bounded cache of recent ones (intern.go).
+//   - The []byte fields of one message share one allocation, copied from
+//     the input once the whole input has been checked (see pendingBin);
+//     each is capped at its length, so appending to one reallocates rather
+//     than overwriting the next. Decoded values never alias the input.
 
 type fieldOp uint8
 
+// The ops up to opBytes are the scalars of encodeScalar; the order matters.
 const (
 	opString fieldOp = iota + 1
 	opBool
-	opInt // signed integer of size bytes
-	opUint
+	opInt8
+	opInt16
+	opInt32
+	opInt64
+	opUint8
+	opUint16
+	opUint32
+	opUint64
 	opBytes       // []byte
 	opSliceString // []string
 	opSliceInt    // []intN, elem size in elemSize
@@ -55,21 +82,39 @@ const (
 	opStruct      // T with a plan, by value
 )
 
+// fastField is what the encoder and decoder read of a field on every
+// call, packed in 16 bytes; the rest is in fieldInfo.
 type fastField struct {
-	name      string
-	offset    uintptr
+	offset    uint32
 	op        fieldOp
-	size      uintptr // of an integer field, or of a slice element
 	omitEmpty bool
-	typ       reflect.Type // the field's type (slices, pointers)
-	sub       *fastPlan    // element or pointee plan
+	keyLen    uint8   // of key, or 0 when the key is too long for it
+	key       [9]byte // the name encoded as a msgpack str
 }
+
+// fieldInfo is the rest of a field's plan.
+type fieldInfo struct {
+	name     string
+	key      string       // the name encoded as a msgpack str
+	typ      reflect.Type // the field's type
+	elemSize uintptr      // of a slice element
+	sub      *fastPlan    // element or pointee plan
+}
+
+// maxPlanFields bounds the fields of a type with a plan: the encoder
+// records which are present in a uint64.
+const maxPlanFields = 64
 
 // fastPlan lists a struct's encoded fields, sorted by name as go-msgpack
 // writes them.
 type fastPlan struct {
 	typ    reflect.Type
 	fields []fastField
+	info   []fieldInfo // info[i] goes with fields[i]
+	// byte1[c] is 1 + the index of the field named by the single byte c,
+	// or 0; long lists the fields whose names are longer.
+	byte1 [256]uint8
+	long  []uint8
 }
 
 // fastPlans caches a *fastPlan, or a nil one for types without a plan, per
@@ -94,6 +139,44 @@ func planFor(t reflect.Type) *fastPlan {
 	return p
 }
 
+// eface is the layout of an interface value with no methods.
+type eface struct {
+	typ, data unsafe.Pointer
+}
+
+// planEntry maps the type word of an interface holding a pointer to a
+// struct to that struct's plan (nil when it has none, or for any other
+// type).
+type planEntry struct {
+	typ  unsafe.Pointer
+	plan *fastPlan
+}
+
+const planCacheBits = 6
+
+// planCache is a direct-mapped cache in front of fastPlans: a hit costs an
+// atomic load and a comparison.
+var planCache [1 << planCacheBits]atomic.Pointer[planEntry]
+
+// lookupPlan returns the plan for v, which must hold a pointer to a struct
+// with a plan, and that pointer (possibly nil); or a nil plan.
+func lookupPlan(v any) (*fastPlan, unsafe.Pointer) {
+	e := (*eface)(unsafe.Pointer(&v))
+	if e.typ == nil {
+		return nil, nil
+	}
+	slot := &planCache[(uint64(uintptr(e.typ))*0x9e3779b97f4a7c15)>>(64-planCacheBits)]
+	if c := slot.Load(); c != nil && c.typ == e.typ {
+		return c.plan, e.data
+	}
+	var p *fastPlan
+	if t := reflect.TypeOf(v); t.Kind() == reflect.Pointer {
+		p = planFor(t.Elem())
+	}
+	slot.Store(&planEntry{typ: e.typ, plan: p})
+	return p, e.data
+}
+
 // special reports whether go-msgpack treats t (or *t) other than by its
 // kind.
 func special(t reflect.Type) bool {
@@ -115,7 +198,11 @@ func compilePlan(t reflect.Type, busy map[reflect.Type]bool) *fastPlan {
 	}
 	busy[t] = true
 	defer delete(busy, t)
-	p := &fastPlan{typ: t}
+	type field struct {
+		fastField
+		fieldInfo
+	}
+	var fields []field
 	names := map[string]bool{}
 	for i := range t.NumField() {
 		sf := t.Field(i)
@@ -132,26 +219,45 @@ func compilePlan(t reflect.Type, busy map[reflect.Type]bool) *fastPlan {
 		if name == "" {
 			name = sf.Name
 		}
-		if names[name] {
+		if names[name] || sf.Offset > math.MaxUint32 {
 			return nil
 		}
 		names[name] = true
-		f := fastField{name: name, offset: sf.Offset, omitEmpty: opts == "omitempty", typ: sf.Type}
-		if !fieldKind(&f, sf.Type, busy) {
+		f := field{
+			fastField: fastField{offset: uint32(sf.Offset), omitEmpty: opts == "omitempty"},
+			fieldInfo: fieldInfo{name: name, key: string(appendStr(nil, name)), typ: sf.Type},
+		}
+		if len(f.fieldInfo.key) <= len(f.fastField.key) {
+			f.keyLen = uint8(copy(f.fastField.key[:], f.fieldInfo.key))
+		}
+		if !fieldKind(&f.fastField, &f.fieldInfo, sf.Type, busy) {
 			return nil
 		}
 		if f.omitEmpty && f.op == opStruct {
 			return nil
 		}
-		p.fields = append(p.fields, f)
+		fields = append(fields, f)
 	}
-	sort.Slice(p.fields, func(i, j int) bool { return p.fields[i].name < p.fields[j].name })
+	if len(fields) > maxPlanFields {
+		return nil
+	}
+	sort.Slice(fields, func(i, j int) bool { return fields[i].name < fields[j].name })
+	p := &fastPlan{typ: t}
+	for i, f := range fields {
+		p.fields = append(p.fields, f.fastField)
+		p.info = append(p.info, f.fieldInfo)
+		if len(f.name) == 1 {
+			p.byte1[f.name[0]] = uint8(i + 1)
+		} else {
+			p.long = append(p.long, uint8(i))
+		}
+	}
 	return p
 }
 
-// fieldKind fills f.op, f.size and f.sub for a field of type t, or
+// fieldKind fills in the op, elemSize and sub of a field of type t, or
 // reports false if the fast path does not handle t.
-func fieldKind(f *fastField, t reflect.Type, busy map[reflect.Type]bool) bool {
+func fieldKind(f *fastField, fi *fieldInfo, t reflect.Type, busy map[reflect.Type]bool) bool {
 	if t.Name() != "" && special(t) {
 		return false
 	}
@@ -161,9 +267,9 @@ func fieldKind(f *fastField, t reflect.Type, busy map[reflect.Type]bool) bool {
 	case reflect.Bool:
 		f.op = opBool
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		f.op, f.size = opInt, t.Size()
+		f.op = [9]fieldOp{1: opInt8, 2: opInt16, 4: opInt32, 8: opInt64}[t.Size()]
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		f.op, f.size = opUint, t.Size()
+		f.op = [9]fieldOp{1: opUint8, 2: opUint16, 4: opUint32, 8: opUint64}[t.Size()]
 	case reflect.Slice:
 		if t == bytesType {
 			f.op = opBytes
@@ -176,17 +282,18 @@ func fieldKind(f *fastField, t reflect.Type, busy map[reflect.Type]bool) bool {
 		if e.Name() != "" && special(e) {
 			return false
 		}
+		fi.elemSize = e.Size()
 		switch e.Kind() {
 		case reflect.String:
 			f.op = opSliceString
 		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-			f.op, f.size = opSliceInt, e.Size()
+			f.op = opSliceInt
 		case reflect.Uint, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-			f.op, f.size = opSliceUint, e.Size()
+			f.op = opSliceUint
 		case reflect.Struct:
-			f.op, f.size = opSliceStruct, e.Size()
-			f.sub = compilePlan(e, busy)
-			return f.sub != nil
+			f.op = opSliceStruct
+			fi.sub = compilePlan(e, busy)
+			return fi.sub != nil
 		default:
 			return false
 		}
@@ -195,12 +302,12 @@ func fieldKind(f *fastField, t reflect.Type, busy map[reflect.Type]bool) bool {
 			return false
 		}
 		f.op = opPtrStruct
-		f.sub = compilePlan(t.Elem(), busy)
-		return f.sub != nil
+		fi.sub = compilePlan(t.Elem(), busy)
+		return fi.sub != nil
 	case reflect.Struct:
 		f.op = opStruct
-		f.sub = compilePlan(t, busy)
-		return f.sub != nil
+		fi.sub = compilePlan(t, busy)
+		return fi.sub != nil
 	default:
 		return false
 	}
@@ -213,7 +320,9 @@ type sliceHeader struct {
 	len, cap int
 }
 
-func fieldPtr(base unsafe.Pointer, f *fastField) unsafe.Pointer { return unsafe.Add(base, f.offset) }
+func fieldPtr(base unsafe.Pointer, f *fastField) unsafe.Pointer {
+	return unsafe.Add(base, uintptr(f.offset))
+}
 
 func readInt(p unsafe.Pointer, size uintptr) int64 {
 	switch size {
@@ -246,12 +355,14 @@ func (f *fastField) empty(p unsafe.Pointer) bool {
 	switch f.op {
 	case opString:
 		return len(*(*string)(p)) == 0
-	case opBool:
-		return !*(*bool)(p)
-	case opInt:
-		return readInt(p, f.size) == 0
-	case opUint:
-		return readUint(p, f.size) == 0
+	case opBool, opInt8, opUint8:
+		return *(*uint8)(p) == 0
+	case opInt16, opUint16:
+		return *(*uint16)(p) == 0
+	case opInt32, opUint32:
+		return *(*uint32)(p) == 0
+	case opInt64, opUint64:
+		return *(*uint64)(p) == 0
 	case opPtrStruct:
 		return *(*unsafe.Pointer)(p) == nil
 	case opStruct:
@@ -262,6 +373,45 @@ func (f *fastField) empty(p unsafe.Pointer) bool {
 }
 
 // Encoding, with go-msgpack's choices of formats.
+
+func uintLen(v uint64) int {
+	switch {
+	case v <= math.MaxInt8:
+		return 1
+	case v <= math.MaxUint8:
+		return 2
+	case v <= math.MaxUint16:
+		return 3
+	case v <= math.MaxUint32:
+		return 5
+	default:
+		return 9
+	}
+}
+
+func intLen(v int64) int {
+	switch {
+	case v > math.MaxInt8:
+		switch {
+		case v <= math.MaxInt16:
+			return 3
+		case v <= math.MaxInt32:
+			return 5
+		default:
+			return 9
+		}
+	case v >= -32:
+		return 1
+	case v >= math.MinInt8:
+		return 2
+	case v >= math.MinInt16:
+		return 3
+	case v >= math.MinInt32:
+		return 5
+	default:
+		return 9
+	}
+}
 
 func appendUint(b []byte, v uint64) []byte {
 	switch {
@@ -302,6 +452,20 @@ func appendInt(b []byte, v int64) []byte {
 	}
 }
 
+// lenLen is the size of a container length header written by appendLen.
+func lenLen(n, fixMax int, has8 bool) int {
+	switch {
+	case n < fixMax:
+		return 1
+	case has8 && n < 256:
+		return 2
+	case n < 65536:
+		return 3
+	default:
+		return 5
+	}
+}
+
 // appendLen writes a container length: fix (when fixMax > 0), 8-bit (when
 // b8 != 0), 16- or 32-bit.
 func appendLen(b []byte, n int, fixMin byte, fixMax int, b8, b16 byte) []byte {
@@ -317,112 +481,381 @@ func appendLen(b []byte, n int, fixMin byte, fixMax int, b8, b16 byte) []byte {
 	}
 }
 
+func strLen(n int) int   { return lenLen(n, 32, true) + n }
+func binLen(n int) int   { return lenLen(n, 0, true) + n }
+func arrayLen(n int) int { return lenLen(n, 16, false) }
+func mapLen(n int) int   { return lenLen(n, 16, false) }
+
 func appendStr(b []byte, s string) []byte {
 	return append(appendLen(b, len(s), 0xa0, 32, 0xd9, 0xda), s...)
 }
 
 func appendArrayLen(b []byte, n int) []byte { return appendLen(b, n, 0x90, 16, 0, 0xdc) }
 
-func (p *fastPlan) encode(b []byte, base unsafe.Pointer) []byte {
-	if len(p.fields) < 16 {
-		// At most 15 fields: a fixmap, whose one-byte header is patched
-		// once the fields are written.
-		at := len(b)
-		b = append(b, 0x80)
-		n := 0
-		for i := range p.fields {
-			f := &p.fields[i]
-			fp := fieldPtr(base, f)
-			if f.omitEmpty && f.empty(fp) {
-				continue
-			}
-			b = f.encode(appendStr(b, f.name), fp)
+// measure returns the encoded size of the struct at base, how many fields
+// it writes and which (bit i for p.fields[i]).
+func (p *fastPlan) measure(base unsafe.Pointer) (size, n int, present uint64) {
+	for i := range p.fields {
+		if s := p.measureField(i, base); s > 0 {
+			size += s
+			present |= 1 << i
 			n++
 		}
-		b[at] = 0x80 | byte(n)
-		return b
 	}
+	return size + mapLen(n), n, present
+}
+
+// mark is measure without the size.
+func (p *fastPlan) mark(base unsafe.Pointer) (n int, present uint64) {
+	for i := range p.fields {
+		f := &p.fields[i]
+		if f.omitEmpty && f.empty(fieldPtr(base, f)) {
+			continue
+		}
+		present |= 1 << i
+		n++
+	}
+	return n, present
+}
+
+// measureField returns the encoded size of field i of the struct at base,
+// key included, or 0 when omitempty leaves it out.
+func (p *fastPlan) measureField(i int, base unsafe.Pointer) int {
+	f := &p.fields[i]
+	fp := fieldPtr(base, f)
+	var n int
+	switch f.op {
+	case opString:
+		l := len(*(*string)(fp))
+		if l == 0 && f.omitEmpty {
+			return 0
+		}
+		n = strLen(l)
+	case opBool:
+		if !*(*bool)(fp) && f.omitEmpty {
+			return 0
+		}
+		n = 1
+	case opInt8:
+		v := *(*int8)(fp)
+		if v == 0 && f.omitEmpty {
+			return 0
+		}
+		n = intLen(int64(v))
+	case opInt16:
+		v := *(*int16)(fp)
+		if v == 0 && f.omitEmpty {
+			return 0
+		}
+		n = intLen(int64(v))
+	case opInt32:
+		v := *(*int32)(fp)
+		if v == 0 && f.omitEmpty {
+			return 0
+		}
+		n = intLen(int64(v))
+	case opInt64:
+		v := *(*int64)(fp)
+		if v == 0 && f.omitEmpty {
+			return 0
+		}
+		n = intLen(v)
+	case opUint8:
+		v := *(*uint8)(fp)
+		if v == 0 && f.omitEmpty {
+			return 0
+		}
+		n = uintLen(uint64(v))
+	case opUint16:
+		v := *(*uint16)(fp)
+		if v == 0 && f.omitEmpty {
+			return 0
+		}
+		n = uintLen(uint64(v))
+	case opUint32:
+		v := *(*uint32)(fp)
+		if v == 0 && f.omitEmpty {
+			return 0
+		}
+		n = uintLen(uint64(v))
+	case opUint64:
+		v := *(*uint64)(fp)
+		if v == 0 && f.omitEmpty {
+			return 0
+		}
+		n = uintLen(v)
+	case opBytes:
+		bs := *(*[]byte)(fp)
+		switch {
+		case len(bs) == 0 && f.omitEmpty:
+			return 0
+		case bs == nil:
+			n = 1
+		default:
+			n = binLen(len(bs))
+		}
+	case opPtrStruct:
+		q := *(*unsafe.Pointer)(fp)
+		switch {
+		case q == nil && f.omitEmpty:
+			return 0
+		case q == nil:
+			n = 1
+		default:
+			n, _, _ = p.info[i].sub.measure(q)
+		}
+	case opStruct:
+		n, _, _ = p.info[i].sub.measure(fp)
+	default:
+		h := (*sliceHeader)(fp)
+		switch {
+		case h.len == 0 && f.omitEmpty:
+			return 0
+		case h.data == nil:
+			n = 1
+		default:
+			n = measureElems(f.op, &p.info[i], h)
+		}
+	}
+	return p.keySize(i) + n
+}
+
+// keySize is the length of field i's encoded key.
+func (p *fastPlan) keySize(i int) int {
+	if n := p.fields[i].keyLen; n > 0 {
+		return int(n)
+	}
+	return len(p.info[i].key)
+}
+
+// measureElems returns the encoded size of a non-nil slice.
+func measureElems(op fieldOp, fi *fieldInfo, h *sliceHeader) int {
+	n := arrayLen(h.len)
+	for i := range h.len {
+		e := unsafe.Add(h.data, uintptr(i)*fi.elemSize)
+		switch op {
+		case opSliceString:
+			n += strLen(len(*(*string)(e)))
+		case opSliceInt:
+			n += intLen(readInt(e, fi.elemSize))
+		case opSliceUint:
+			n += uintLen(readUint(e, fi.elemSize))
+		case opSliceStruct:
+			s, _, _ := fi.sub.measure(e)
+			n += s
+		}
+	}
+	return n
+}
+
+// encodeSmall writes the struct at base to b in one pass, without ever
+// growing b: ok is false if the encoding might not fit in cap(b).
+func (p *fastPlan) encodeSmall(b []byte, base unsafe.Pointer) (_ []byte, ok bool) {
+	// The map header takes one byte for up to 15 fields and three for
+	// more: one is written now and patched at the end, two more are kept
+	// free in case.
+	if cap(b)-len(b) < 3 {
+		return b, false
+	}
+	at := len(b)
+	b = append(b, 0x80)
 	n := 0
 	for i := range p.fields {
 		f := &p.fields[i]
-		if !f.omitEmpty || !f.empty(fieldPtr(base, f)) {
-			n++
-		}
-	}
-	b = appendLen(b, n, 0x80, 16, 0, 0xde)
-	for i := range p.fields {
-		f := &p.fields[i]
 		fp := fieldPtr(base, f)
-		if f.omitEmpty && f.empty(fp) {
-			continue
+		var need int // at most, key included
+		switch f.op {
+		case opString:
+			l := len(*(*string)(fp))
+			if l == 0 && f.omitEmpty {
+				continue
+			}
+			need = p.keySize(i) + 5 + l
+		case opBytes:
+			l := len(*(*[]byte)(fp))
+			if l == 0 && f.omitEmpty {
+				continue
+			}
+			need = p.keySize(i) + 5 + l
+		case opBool, opInt8, opInt16, opInt32, opInt64, opUint8, opUint16, opUint32, opUint64:
+			if f.omitEmpty && f.empty(fp) {
+				continue
+			}
+			need = p.keySize(i) + 9
+		case opSliceString, opSliceInt, opSliceUint:
+			need = p.measureField(i, base)
+			if need == 0 {
+				continue
+			}
+		default:
+			// Structs: encoded by recursion, which the stack buffer must
+			// not enter (it would be moved to the heap).
+			if f.omitEmpty && f.empty(fp) {
+				continue
+			}
+			return b, false
 		}
-		b = f.encode(appendStr(b, f.name), fp)
+		if cap(b)-len(b)-2 < need {
+			return b, false
+		}
+		if f.keyLen > 0 {
+			b = append(b, f.key[:f.keyLen]...)
+		} else {
+			b = append(b, p.info[i].key...)
+		}
+		if f.op < opSliceString {
+			b = encodeScalar(b, f.op, fp)
+		} else {
+			b = encodeFlatSlice(b, f.op, p.info[i].elemSize, (*sliceHeader)(fp))
+		}
+		n++
+	}
+	if n < 16 {
+		b[at] = 0x80 | byte(n)
+		return b, true
+	}
+	// map16, with the fields moved up by two bytes.
+	b = b[:len(b)+2]
+	copy(b[at+3:], b[at+1:len(b)-2])
+	b[at], b[at+1], b[at+2] = 0xde, byte(n>>8), byte(n)
+	return b, true
+}
+
+// encode writes the struct at base: the n fields marked in present.
+func (p *fastPlan) encode(b []byte, base unsafe.Pointer, n int, present uint64) []byte {
+	b = appendLen(b, n, 0x80, 16, 0, 0xde)
+	for present != 0 {
+		i := bits.TrailingZeros64(present)
+		present &= present - 1
+		f := &p.fields[i]
+		if f.keyLen > 0 {
+			b = append(b, f.key[:f.keyLen]...)
+		} else {
+			b = append(b, p.info[i].key...)
+		}
+		b = p.encodeField(b, i, fieldPtr(base, f))
 	}
 	return b
 }
 
-func (f *fastField) encode(b []byte, p unsafe.Pointer) []byte {
-	switch f.op {
+// encodeField writes the value of field i, at fp.
+func (p *fastPlan) encodeField(b []byte, i int, fp unsafe.Pointer) []byte {
+	switch op := p.fields[i].op; op {
+	case opPtrStruct:
+		q := *(*unsafe.Pointer)(fp)
+		if q == nil {
+			return append(b, 0xc0)
+		}
+		sub := p.info[i].sub
+		n, present := sub.mark(q)
+		return sub.encode(b, q, n, present)
+	case opStruct:
+		sub := p.info[i].sub
+		n, present := sub.mark(fp)
+		return sub.encode(b, fp, n, present)
+	case opSliceStruct:
+		h := (*sliceHeader)(fp)
+		if h.data == nil {
+			return append(b, 0xc0)
+		}
+		fi := &p.info[i]
+		b = appendArrayLen(b, h.len)
+		for j := range h.len {
+			e := unsafe.Add(h.data, uintptr(j)*fi.elemSize)
+			n, present := fi.sub.mark(e)
+			b = fi.sub.encode(b, e, n, present)
+		}
+		return b
+	case opSliceString, opSliceInt, opSliceUint:
+		return encodeFlatSlice(b, op, p.info[i].elemSize, (*sliceHeader)(fp))
+	default:
+		return encodeScalar(b, op, fp)
+	}
+}
+
+// encodeScalar writes the value at fp of a field that is neither a slice
+// (but []byte) nor a struct. It is apart from encodeField, and so is
+// encodeFlatSlice, because it does not recurse: a caller's stack buffer
+// passed to it stays on the stack.
+func encodeScalar(b []byte, op fieldOp, fp unsafe.Pointer) []byte {
+	switch op {
 	case opString:
-		return appendStr(b, *(*string)(p))
+		return appendStr(b, *(*string)(fp))
 	case opBool:
-		if *(*bool)(p) {
+		if *(*bool)(fp) {
 			return append(b, 0xc3)
 		}
 		return append(b, 0xc2)
-	case opInt:
-		return appendInt(b, readInt(p, f.size))
-	case opUint:
-		return appendUint(b, readUint(p, f.size))
-	case opBytes:
-		bs := *(*[]byte)(p)
+	case opInt8:
+		return appendInt(b, int64(*(*int8)(fp)))
+	case opInt16:
+		return appendInt(b, int64(*(*int16)(fp)))
+	case opInt32:
+		return appendInt(b, int64(*(*int32)(fp)))
+	case opInt64:
+		return appendInt(b, *(*int64)(fp))
+	case opUint8:
+		return appendUint(b, uint64(*(*uint8)(fp)))
+	case opUint16:
+		return appendUint(b, uint64(*(*uint16)(fp)))
+	case opUint32:
+		return appendUint(b, uint64(*(*uint32)(fp)))
+	case opUint64:
+		return appendUint(b, *(*uint64)(fp))
+	default: // opBytes
+		bs := *(*[]byte)(fp)
 		if bs == nil {
 			return append(b, 0xc0)
 		}
 		return append(appendLen(b, len(bs), 0, 0, 0xc4, 0xc5), bs...)
-	case opPtrStruct:
-		q := *(*unsafe.Pointer)(p)
-		if q == nil {
-			return append(b, 0xc0)
-		}
-		return f.sub.encode(b, q)
-	case opStruct:
-		return f.sub.encode(b, p)
 	}
-	// Slices.
-	h := (*sliceHeader)(p)
+}
+
+// encodeFlatSlice writes a slice of strings or integers.
+func encodeFlatSlice(b []byte, op fieldOp, elemSize uintptr, h *sliceHeader) []byte {
 	if h.data == nil {
 		return append(b, 0xc0)
 	}
 	b = appendArrayLen(b, h.len)
-	for i := range h.len {
-		e := unsafe.Add(h.data, uintptr(i)*f.elemSize())
-		switch f.op {
+	for j := range h.len {
+		e := unsafe.Add(h.data, uintptr(j)*elemSize)
+		switch op {
 		case opSliceString:
 			b = appendStr(b, *(*string)(e))
 		case opSliceInt:
-			b = appendInt(b, readInt(e, f.size))
-		case opSliceUint:
-			b = appendUint(b, readUint(e, f.size))
-		case opSliceStruct:
-			b = f.sub.encode(b, e)
+			b = appendInt(b, readInt(e, elemSize))
+		default: // opSliceUint
+			b = appendUint(b, readUint(e, elemSize))
 		}
 	}
 	return b
 }
 
-func (f *fastField) elemSize() uintptr {
-	if f.op == opSliceString {
-		return unsafe.Sizeof("")
-	}
-	return f.size
-}
-
 // Decoding. Every method returns ok=false to give up.
 
+// pendingBin is a []byte value read from the input and not yet copied out
+// of it: dst gets b[off:off+n] once the whole input has decoded.
+type pendingBin struct {
+	dst    *[]byte
+	off, n int
+}
+
+const (
+	// maxPending bounds the []byte values that share one allocation;
+	// more get one each, as do values that would make it larger than
+	// coallocMax. A caller that keeps one value of a message and drops
+	// the rest (say, a public key) thus keeps at most coallocMax bytes
+	// alive.
+	maxPending = 8
+	coallocMax = 4096
+)
+
 type fastDecoder struct {
-	b   []byte
-	pos int
+	b     []byte
+	pos   int
+	npend int
+	total int // bytes in pend
+	pend  [maxPending]pendingBin
 }
 
 func (d *fastDecoder) byte1() (byte, bool) {
@@ -443,16 +876,23 @@ func (d *fastDecoder) take(n int) ([]byte, bool) {
 	return s, true
 }
 
+// be reads a big-endian unsigned integer of n = 1, 2, 4 or 8 bytes.
 func (d *fastDecoder) be(n int) (uint64, bool) {
-	s, ok := d.take(n)
-	if !ok {
+	if n > len(d.b)-d.pos {
 		return 0, false
 	}
-	var v uint64
-	for _, c := range s {
-		v = v<<8 | uint64(c)
+	s := d.b[d.pos:]
+	d.pos += n
+	switch n {
+	case 1:
+		return uint64(s[0]), true
+	case 2:
+		return uint64(binary.BigEndian.Uint16(s)), true
+	case 4:
+		return uint64(binary.BigEndian.Uint32(s)), true
+	default:
+		return binary.BigEndian.Uint64(s), true
 	}
-	return v, true
 }
 
 // strLen reads a str header.
@@ -676,73 +1116,146 @@ func (p *fastPlan) decode(d *fastDecoder, base unsafe.Pointer) bool {
 		return false
 	}
 	for range n {
-		c, ok := d.byte1()
-		if !ok {
+		var i int
+		if pos := d.pos; pos+1 < len(d.b) && d.b[pos] == 0xa1 {
+			// A one-byte name, as most are.
+			d.pos = pos + 2
+			i = int(p.byte1[d.b[pos+1]]) - 1
+		} else if i, ok = p.readKey(d); !ok {
 			return false
 		}
-		kl, ok := d.strLen(c)
-		if !ok {
-			return false
-		}
-		key, ok := d.take(kl)
-		if !ok {
-			return false
-		}
-		f := p.field(key)
-		if f == nil {
+		if i < 0 {
 			if !d.skip(0) {
 				return false
 			}
 			continue
 		}
-		if !f.decode(d, fieldPtr(base, f)) {
+		if !p.decodeField(d, i, fieldPtr(base, &p.fields[i])) {
 			return false
 		}
 	}
 	return true
 }
 
-func (p *fastPlan) field(key []byte) *fastField {
-	if len(key) == 0 {
-		for i := range p.fields {
-			if p.fields[i].name == "" {
-				return &p.fields[i]
-			}
-		}
-		return nil
+// readKey reads a map key and returns the index of its field, or -1 for a
+// name the plan does not have.
+func (p *fastPlan) readKey(d *fastDecoder) (int, bool) {
+	c, ok := d.byte1()
+	if !ok {
+		return 0, false
 	}
-	for i := range p.fields {
-		// Names are mostly one byte long: test the first byte before
-		// calling into the string comparison.
-		if n := p.fields[i].name; len(n) == len(key) && n[0] == key[0] && n == string(key) {
-			return &p.fields[i]
+	kl, ok := d.strLen(c)
+	if !ok {
+		return 0, false
+	}
+	key, ok := d.take(kl)
+	if !ok {
+		return 0, false
+	}
+	if len(key) == 1 {
+		return int(p.byte1[key[0]]) - 1, true
+	}
+	for _, i := range p.long {
+		if p.info[i].name == string(key) {
+			return int(i), true
 		}
 	}
-	return nil
+	return -1, true
 }
 
-func (f *fastField) decode(d *fastDecoder, p unsafe.Pointer) bool {
+// pending reports whether a value is already waiting for dst.
+func (d *fastDecoder) pending(dst *[]byte) bool {
+	for i := range d.npend {
+		if d.pend[i].dst == dst {
+			return true
+		}
+	}
+	return false
+}
+
+// cancel drops the values waiting for []byte fields in the size bytes at
+// p, which a nil has just cleared.
+func (d *fastDecoder) cancel(p unsafe.Pointer, size uintptr) {
+	lo, hi := uintptr(p), uintptr(p)+size
+	for i := 0; i < d.npend; {
+		if a := uintptr(unsafe.Pointer(d.pend[i].dst)); a >= lo && a < hi {
+			d.total -= d.pend[i].n
+			d.npend--
+			d.pend[i] = d.pend[d.npend]
+			d.pend[d.npend] = pendingBin{}
+			continue
+		}
+		i++
+	}
+}
+
+// bin sets dst to the next n bytes of input (already checked to be
+// there): later, sharing an allocation, if it can wait; now otherwise.
+func (d *fastDecoder) bin(dst *[]byte, n int) {
+	off := d.pos
+	d.pos += n
+	if d.npend < maxPending && n <= coallocMax-d.total {
+		d.pend[d.npend] = pendingBin{dst: dst, off: off, n: n}
+		d.npend++
+		d.total += n
+		return
+	}
+	*dst = clone(d.b[off : off+n])
+}
+
+// clone returns a copy of b, never nil. Written so, the compiler allocates
+// the copy without zeroing it first.
+func clone(b []byte) []byte {
+	out := make([]byte, len(b))
+	copy(out, b)
+	return out
+}
+
+// flush copies the pending values out of the input.
+func (d *fastDecoder) flush() {
+	if d.npend == 1 {
+		e := d.pend[0]
+		*e.dst = clone(d.b[e.off : e.off+e.n])
+		return
+	}
+	block := make([]byte, d.total)
+	at := 0
+	for _, e := range d.pend[:d.npend] {
+		copy(block[at:], d.b[e.off:e.off+e.n])
+		*e.dst = block[at : at+e.n : at+e.n]
+		at += e.n
+	}
+}
+
+// decodeField reads the value of field i into fp.
+func (p *fastPlan) decodeField(d *fastDecoder, i int, fp unsafe.Pointer) bool {
+	op := p.fields[i].op
 	if d.pos < len(d.b) && d.b[d.pos] == 0xc0 {
 		// nil sets the field to its zero value, as go-msgpack does.
 		d.pos++
-		typedmemclr(f.typ, p)
+		t := p.info[i].typ
+		if d.npend > 0 {
+			d.cancel(fp, t.Size())
+		}
+		typedmemclr(t, fp)
 		return true
 	}
-	switch f.op {
+	switch op {
 	case opPtrStruct:
-		q := (*unsafe.Pointer)(p)
+		sub := p.info[i].sub
+		q := (*unsafe.Pointer)(fp)
 		if *q == nil {
-			*q = reflect.New(f.sub.typ).UnsafePointer()
+			*q = reflect.New(sub.typ).UnsafePointer()
 		}
-		return f.sub.decode(d, *q)
+		return sub.decode(d, *q)
 	case opStruct:
-		return f.sub.decode(d, p)
+		return p.info[i].sub.decode(d, fp)
 	}
 	c, ok := d.byte1()
 	if !ok {
 		return false
 	}
-	switch f.op {
+	switch op {
 	case opString:
 		n, ok := d.strLen(c)
 		if !ok {
@@ -752,41 +1265,36 @@ func (f *fastField) decode(d *fastDecoder, p unsafe.Pointer) bool {
 		if !ok {
 			return false
 		}
-		*(*string)(p) = string(s)
+		*(*string)(fp) = internBytes(s)
 		return true
 	case opBool:
 		if c != 0xc2 && c != 0xc3 {
 			return false
 		}
-		*(*bool)(p) = c == 0xc3
+		*(*bool)(fp) = c == 0xc3
 		return true
-	case opInt:
+	case opInt8, opInt16, opInt32, opInt64:
 		v, ok := d.int64v(c)
-		return ok && writeInt(p, f.size, v)
-	case opUint:
+		return ok && writeInt(fp, 1<<(op-opInt8), v)
+	case opUint8, opUint16, opUint32, opUint64:
 		v, ok := d.uint64v(c)
-		return ok && writeUint(p, f.size, v)
+		return ok && writeUint(fp, 1<<(op-opUint8), v)
 	case opBytes:
-		if c < 0xc4 || c > 0xc6 || *(*[]byte)(p) != nil {
+		dst := (*[]byte)(fp)
+		if c < 0xc4 || c > 0xc6 || *dst != nil || d.pending(dst) {
 			// go-msgpack may reuse an existing slice: leave it that case.
 			return false
 		}
 		n, ok := d.be(1 << (c - 0xc4))
-		if !ok {
+		if !ok || n > uint64(len(d.b)-d.pos) {
 			return false
 		}
-		s, ok := d.take(int(n))
-		if !ok {
-			return false
-		}
-		out := make([]byte, len(s))
-		copy(out, s)
-		*(*[]byte)(p) = out
+		d.bin(dst, int(n))
 		return true
 	}
 	// Slices: only into a nil slice (go-msgpack decodes into the elements
 	// of an existing one, keeping what the input leaves out).
-	h := (*sliceHeader)(p)
+	h := (*sliceHeader)(fp)
 	if h.data != nil {
 		return false
 	}
@@ -794,12 +1302,12 @@ func (f *fastField) decode(d *fastDecoder, p unsafe.Pointer) bool {
 	if !ok {
 		return false
 	}
-	s := reflect.MakeSlice(f.typ, n, n)
-	data := s.UnsafePointer()
-	for i := range n {
-		e := unsafe.Add(data, uintptr(i)*f.elemSize())
+	fi := &p.info[i]
+	data := makeSlice(fi.typ, fp, n)
+	for j := range n {
+		e := unsafe.Add(data, uintptr(j)*fi.elemSize)
 		var ok bool
-		switch f.op {
+		switch op {
 		case opSliceString:
 			var c byte
 			if c, ok = d.byte1(); ok {
@@ -807,7 +1315,7 @@ func (f *fastField) decode(d *fastDecoder, p unsafe.Pointer) bool {
 				if l, ok = d.strLen(c); ok {
 					var b []byte
 					if b, ok = d.take(l); ok {
-						*(*string)(e) = string(b)
+						*(*string)(e) = internBytes(b)
 					}
 				}
 			}
@@ -816,24 +1324,40 @@ func (f *fastField) decode(d *fastDecoder, p unsafe.Pointer) bool {
 			if c, ok = d.byte1(); ok {
 				var v int64
 				v, ok = d.int64v(c)
-				ok = ok && writeInt(e, f.size, v)
+				ok = ok && writeInt(e, fi.elemSize, v)
 			}
 		case opSliceUint:
 			var c byte
 			if c, ok = d.byte1(); ok {
 				var v uint64
 				v, ok = d.uint64v(c)
-				ok = ok && writeUint(e, f.size, v)
+				ok = ok && writeUint(e, fi.elemSize, v)
 			}
 		case opSliceStruct:
-			ok = f.sub.decode(d, e)
+			ok = fi.sub.decode(d, e)
 		}
 		if !ok {
+			*h = sliceHeader{}
 			return false
 		}
 	}
-	*h = sliceHeader{data: data, len: n, cap: n}
+	h.len = n
 	return true
+}
+
+// emptyArray is where empty slices point: they are not nil.
+var emptyArray [0]uint64
+
+// makeSlice points the nil slice of type t at p to a new array of n
+// elements, leaves its length 0 and returns the array. (reflect.MakeSlice
+// would also allocate the slice header it returns.)
+func makeSlice(t reflect.Type, p unsafe.Pointer, n int) unsafe.Pointer {
+	if n == 0 {
+		*(*sliceHeader)(p) = sliceHeader{data: unsafe.Pointer(&emptyArray)}
+	} else {
+		reflect.NewAt(t, p).Elem().Grow(n)
+	}
+	return (*sliceHeader)(p).data
 }
 
 // typedmemclr sets the value of type t at p to its zero value.
@@ -841,40 +1365,48 @@ func typedmemclr(t reflect.Type, p unsafe.Pointer) {
 	reflect.NewAt(t, p).Elem().SetZero()
 }
 
-// fastBufs holds the fast path encoder's scratch buffers.
-var fastBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+// smallFrame is the largest encoding fastMarshal builds on the stack and
+// copies out at its exact size in one pass; larger ones are measured
+// first. It holds a signed gossip frame with a payload of 400 bytes.
+const smallFrame = 512
 
 // fastMarshal encodes v through the fast path when v is a non-nil pointer
-// to a struct with a plan. The result is freshly allocated.
+// to a struct with a plan. The result is freshly allocated, at its exact
+// size.
 func fastMarshal(v any) ([]byte, bool) {
-	rv := reflect.ValueOf(v)
-	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+	p, base := lookupPlan(v)
+	if p == nil || base == nil {
 		return nil, false
 	}
-	p := planFor(rv.Type().Elem())
-	if p == nil {
-		return nil, false
+	var buf [smallFrame]byte
+	if b, ok := p.encodeSmall(buf[:0], base); ok {
+		out := make([]byte, len(b))
+		copy(out, b)
+		return out, true
 	}
-	bp := fastBufs.Get().(*[]byte)
-	b := p.encode((*bp)[:0], rv.UnsafePointer())
-	out := make([]byte, len(b))
-	copy(out, b)
-	if cap(b) <= maxPooledBuf {
-		*bp = b
-		fastBufs.Put(bp)
-	}
-	return out, true
+	size, n, present := p.measure(base)
+	return p.encode(make([]byte, 0, size), base, n, present), true
 }
 
 // fastUnmarshal decodes data into v (a non-nil pointer) through the fast
 // path. handled is false when v's type has no plan; ok is false when the
 // fast path gave up, possibly after setting some fields.
 func fastUnmarshal(data []byte, v any) (handled, ok bool) {
-	rv := reflect.ValueOf(v)
-	p := planFor(rv.Type().Elem())
-	if p == nil {
+	p, base := lookupPlan(v)
+	if p == nil || base == nil {
 		return false, false
 	}
+	return true, p.unmarshal(data, base)
+}
+
+// unmarshal decodes data into the struct at base, or reports false.
+func (p *fastPlan) unmarshal(data []byte, base unsafe.Pointer) bool {
 	d := fastDecoder{b: data}
-	return true, p.decode(&d, rv.UnsafePointer()) && d.pos == len(data)
+	if !p.decode(&d, base) || d.pos != len(data) {
+		return false
+	}
+	if d.npend > 0 {
+		d.flush()
+	}
+	return true
 }

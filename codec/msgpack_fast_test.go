@@ -22,6 +22,7 @@ type fkind uint8
 type fpeer struct {
 	Addr   string `codec:"a"`
 	Degree int    `codec:"d,omitempty"`
+	Key    []byte `codec:"k,omitempty"`
 }
 
 // fwire mirrors the gossip wire message: omitempty everywhere but the
@@ -39,6 +40,68 @@ type fwire struct {
 	Payload []byte   `codec:"b,omitempty"`
 	Reason  string   `codec:"r,omitempty"`
 	IDs     []uint64 `codec:"i,omitempty"`
+	Key     []byte   `codec:"pk,omitempty"`
+	Sig     []byte   `codec:"sg,omitempty"`
+	Nonce   []byte   `codec:"n,omitempty"`
+	Diff    uint8    `codec:"df,omitempty"`
+	Counter uint64   `codec:"c,omitempty"`
+}
+
+// fomit has every field shape that may be omitempty, all omitempty.
+type fomit struct {
+	S   string    `codec:"s,omitempty"`
+	B   bool      `codec:"b,omitempty"`
+	I   int       `codec:"i,omitempty"`
+	I8  int8      `codec:"i8,omitempty"`
+	I16 int16     `codec:"i16,omitempty"`
+	I32 int32     `codec:"i32,omitempty"`
+	I64 int64     `codec:"i64,omitempty"`
+	U   uint      `codec:"u,omitempty"`
+	U8  uint8     `codec:"u8,omitempty"`
+	U16 uint16    `codec:"u16,omitempty"`
+	U32 uint32    `codec:"u32,omitempty"`
+	U64 uint64    `codec:"u64,omitempty"`
+	Bs  []byte    `codec:"bs,omitempty"`
+	Ss  []string  `codec:"ss,omitempty"`
+	Is  []int16   `codec:"is,omitempty"`
+	Us  []uint32  `codec:"us,omitempty"`
+	Ps  []fnested `codec:"ps,omitempty"`
+	P   *fnested  `codec:"p,omitempty"`
+}
+
+// randOmit is randAll with each field zero half the time.
+func randOmit(r *rand.Rand) *fomit {
+	a := randAll(r)
+	v := &fomit{
+		S: a.S, B: a.B, I: a.I, I8: a.I8, I16: a.I16, I32: a.I32, I64: a.I64,
+		U: a.U, U8: a.U8, U16: a.U16, U32: a.U32, U64: a.U64,
+		Bs: a.Bs, Ss: a.Ss, Is: a.Is, Us: a.Us, Ps: a.Ps, P: a.P,
+	}
+	rv := reflect.ValueOf(v).Elem()
+	for i := range rv.NumField() {
+		if r.IntN(2) == 0 {
+			rv.Field(i).SetZero()
+		}
+	}
+	return v
+}
+
+// fbins has []byte fields at every level: by value, through a pointer and
+// in slice elements, so that the shared allocation of decoded []byte
+// values meets nil, duplicate and nested fields.
+type fbins struct {
+	A  []byte    `codec:"a"`
+	B  []byte    `codec:"b,omitempty"`
+	In fbinsIn   `codec:"in"`
+	P  *fbinsIn  `codec:"p"`
+	S  []fbinsIn `codec:"s"`
+	Z  string    `codec:"z,omitempty"`
+}
+
+type fbinsIn struct {
+	X []byte `codec:"x"`
+	Y []byte `codec:"yy,omitempty"`
+	N int    `codec:"n,omitempty"`
 }
 
 type fnested struct {
@@ -70,6 +133,10 @@ type fall struct {
 	N   fnested   `codec:"nest"`
 	NoT string    // no tag: its Go name
 	low int       // unexported: ignored
+	// Names too long to be kept inline in the plan, the second one also
+	// too long for a fixstr.
+	Long  string `codec:"a_longer_name"`
+	Long2 uint16 `codec:"a_name_longer_than_thirty_one_bytes"`
 }
 
 func slowMarshal(t testing.TB, v any) []byte {
@@ -98,7 +165,7 @@ func slowUnmarshal(data []byte, v any) (err error) {
 }
 
 func TestFastPlans(t *testing.T) {
-	for _, v := range []any{fwire{}, fall{}, fpeer{}} {
+	for _, v := range []any{fwire{}, fall{}, fpeer{}, fbins{}, fomit{}} {
 		if planFor(reflect.TypeOf(v)) == nil {
 			t.Errorf("%T has no fast plan", v)
 		}
@@ -215,7 +282,42 @@ func randWire(r *rand.Rand) *fwire {
 			m.IDs[i] = uint64(randInt(r))
 		}
 	}
+	if r.IntN(2) == 0 {
+		m.Key, m.Sig = randBytes(r), randBytes(r)
+	}
+	if r.IntN(4) == 0 {
+		m.Nonce = randBytes(r)
+	}
+	m.Diff = uint8(randInt(r))
+	m.Counter = uint64(randInt(r))
+	for i := range m.Peers {
+		if r.IntN(2) == 0 {
+			m.Peers[i].Key = randBytes(r)
+		}
+	}
 	return m
+}
+
+func randBinsIn(r *rand.Rand) fbinsIn {
+	return fbinsIn{X: randBytes(r), Y: randBytes(r), N: int(randInt(r))}
+}
+
+func randBins(r *rand.Rand) *fbins {
+	v := &fbins{A: randBytes(r), B: randBytes(r), In: randBinsIn(r)}
+	if r.IntN(2) == 0 {
+		in := randBinsIn(r)
+		v.P = &in
+	}
+	if r.IntN(2) == 0 {
+		v.S = make([]fbinsIn, r.IntN(12))
+		for i := range v.S {
+			v.S[i] = randBinsIn(r)
+		}
+	}
+	if r.IntN(2) == 0 {
+		v.Z = randStr(r, false)
+	}
+	return v
 }
 
 func randAll(r *rand.Rand) *fall {
@@ -224,6 +326,7 @@ func randAll(r *rand.Rand) *fall {
 		I: int(randInt(r)), I8: int8(randInt(r)), I16: int16(randInt(r)), I32: int32(randInt(r)), I64: randInt(r),
 		U: uint(randInt(r)), U8: uint8(randInt(r)), U16: uint16(randInt(r)), U32: uint32(randInt(r)), U64: uint64(randInt(r)),
 		Bs: randBytes(r), NoT: randStr(r, false), N: fnested{Name: randStr(r, false), N: uint16(randInt(r))},
+		Long: randStr(r, false), Long2: uint16(randInt(r)),
 	}
 	if r.IntN(3) > 0 {
 		v.Ss = make([]string, randLen(r, false))
@@ -266,7 +369,7 @@ func TestFastMatchesGoMsgpack(t *testing.T) {
 		n = 300
 	}
 	for i := range n {
-		for _, v := range []any{randWire(r), randAll(r)} {
+		for _, v := range []any{randWire(r), randAll(r), randBins(r), randOmit(r)} {
 			want := slowMarshal(t, v)
 			got, ok := fastMarshal(v)
 			if !ok {
@@ -351,8 +454,13 @@ func fastSeeds(t testing.TB) [][]byte {
 	r := rand.New(rand.NewPCG(3, 4))
 	var out [][]byte
 	for range 8 {
-		out = append(out, slowMarshal(t, randWire(r)))
-		out = append(out, slowMarshal(t, randAll(r)))
+		// Small ones only: every prefix of a seed is tested (large values
+		// are in TestFastMatchesGoMsgpack).
+		for _, v := range []any{randWire(r), randAll(r), randBins(r), randOmit(r)} {
+			if b := slowMarshal(t, v); len(b) <= 1024 {
+				out = append(out, b)
+			}
+		}
 	}
 	// Shapes the fast path gives up on: nil fields, duplicate keys, other
 	// integer formats, an array-form struct, trailing bytes.
@@ -365,7 +473,44 @@ func fastSeeds(t testing.TB) [][]byte {
 		[]byte{0x81, 0xa1, 'b', 0xa3, 'a', 'b', 'c'},
 		[]byte{0x81, 0xa1, 'o', 0xc4, 0x01, 'x'},
 	)
-	return out
+	return append(out, binSeeds()...)
+}
+
+// Hand-written msgpack, for the seeds below.
+func mpMap(n int) []byte    { return []byte{0x80 | byte(n)} }
+func mpArray(n int) []byte  { return []byte{0x90 | byte(n)} }
+func mpStr(s string) []byte { return append([]byte{0xa0 | byte(len(s))}, s...) }
+func mpBin(s string) []byte { return append([]byte{0xc4, byte(len(s))}, s...) }
+func mpNil() []byte         { return []byte{0xc0} }
+func mp(parts ...[]byte) []byte {
+	return bytes.Join(parts, nil)
+}
+
+// binSeeds are inputs for fbins that test the deferred copying of []byte
+// values: a nil after a value (which must win), duplicates (which the fast
+// path leaves to go-msgpack), nested values cleared by a nil, and more
+// values than share one allocation.
+func binSeeds() [][]byte {
+	in := func(x string) []byte { return mp(mpMap(1), mpStr("x"), mpBin(x)) }
+	many := mp(mpMap(1), mpStr("s"), mpArray(10))
+	for i := range 10 {
+		many = append(many, mp(mpMap(2), mpStr("x"), mpBin(strings.Repeat("x", i)), mpStr("yy"), mpBin("y"))...)
+	}
+	return [][]byte{
+		mp(mpMap(2), mpStr("a"), mpBin("1"), mpStr("a"), mpNil()),
+		mp(mpMap(2), mpStr("a"), mpNil(), mpStr("a"), mpBin("2")),
+		mp(mpMap(2), mpStr("a"), mpBin("1"), mpStr("a"), mpBin("2")),
+		mp(mpMap(3), mpStr("a"), mpBin("1"), mpStr("b"), mpBin(""), mpStr("a"), mpNil()),
+		mp(mpMap(2), mpStr("in"), in("1"), mpStr("in"), mpNil()),
+		mp(mpMap(2), mpStr("in"), in("1"), mpStr("in"), in("2")),
+		mp(mpMap(2), mpStr("in"), in("1"), mpStr("in"), mp(mpMap(1), mpStr("yy"), mpBin("2"))),
+		mp(mpMap(3), mpStr("in"), in("1"), mpStr("in"), mpNil(), mpStr("in"), in("3")),
+		mp(mpMap(2), mpStr("p"), in("1"), mpStr("p"), mpNil()),
+		mp(mpMap(3), mpStr("p"), in("1"), mpStr("p"), mpNil(), mpStr("p"), in("3")),
+		mp(mpMap(2), mpStr("s"), mpArray(2), in("1"), in("2"), mpStr("s"), mpNil()),
+		mp(mpMap(3), mpStr("a"), mpBin("1"), mpStr("s"), mpArray(1), in("2"), mpStr("z"), mpStr("end")),
+		many,
+	}
 }
 
 // TestFastDecodeEdgeCases runs the fuzz seeds against empty and prefilled
@@ -388,6 +533,9 @@ func fastStarts() []any {
 		&fwire{Addr: "old", Peers: []fpeer{{Addr: "p", Degree: 9}, {Addr: "q"}}, Payload: []byte("old"), IDs: []uint64{1, 2, 3}},
 		&fall{},
 		&fall{P: &fnested{Name: "kept", N: 7}, Ps: []fnested{{Name: "a", N: 1}}, Bs: []byte{}, Ss: []string{"z"}, N: fnested{N: 3}},
+		&fbins{},
+		&fbins{B: []byte("old"), In: fbinsIn{Y: []byte{}}, P: &fbinsIn{X: []byte("px")}},
+		&fomit{},
 	}
 }
 
@@ -407,6 +555,32 @@ func FuzzMsgpackFastPath(f *testing.F) {
 // benchGossip is a gossip frame with a 256-byte payload.
 func benchGossip() *fwire {
 	return &fwire{V: 1, K: 14, Origin: "127.0.0.1:40001", Seq: 12345, Stamp: 1764081234125000000, Hops: 3, Payload: bytes.Repeat([]byte{'x'}, 256)}
+}
+
+// benchSignedGossip is benchGossip signed: with a public key and a
+// signature.
+func benchSignedGossip() *fwire {
+	m := benchGossip()
+	m.Key = bytes.Repeat([]byte{'k'}, 32)
+	m.Sig = bytes.Repeat([]byte{'s'}, 64)
+	return m
+}
+
+// benchRoundTrip is what the root package's BenchmarkWireRoundTrip does:
+// encode m, then decode the frame into a fresh value.
+func benchRoundTrip(b *testing.B, m *fwire) {
+	cd := Msgpack()
+	b.ReportAllocs()
+	for b.Loop() {
+		frame, err := cd.Marshal(m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var got fwire
+		if err := cd.Unmarshal(frame, &got); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // BenchmarkMsgpackGossipFrame encodes and decodes a gossip frame through
@@ -433,6 +607,12 @@ func BenchmarkMsgpackGossipFrame(b *testing.B) {
 			}
 		}
 	})
+	b.Run("op=roundtrip/path=fast", func(b *testing.B) {
+		benchRoundTrip(b, m)
+	})
+	b.Run("op=roundtrip/path=fast/signed", func(b *testing.B) {
+		benchRoundTrip(b, benchSignedGossip())
+	})
 	b.Run("op=marshal/path=go-msgpack", func(b *testing.B) {
 		b.ReportAllocs()
 		var buf []byte
@@ -457,4 +637,153 @@ func BenchmarkMsgpackGossipFrame(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestFastMarshalExactSize: the fast encoder allocates its result at
+// exactly its length, on both of its paths (built on the stack and
+// copied, or measured first), around the size that separates them.
+func TestFastMarshalExactSize(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	var vals []any
+	crossed := 0
+	for n := smallFrame - 250; n <= smallFrame; n++ {
+		m := benchSignedGossip()
+		m.Payload = bytes.Repeat([]byte{'p'}, n)
+		vals = append(vals, m)
+		if len(slowMarshal(t, m)) == smallFrame {
+			crossed++
+		}
+	}
+	if crossed != 1 {
+		t.Fatalf("no test frame of exactly smallFrame bytes")
+	}
+	for range 300 {
+		vals = append(vals, randWire(r), randAll(r), randBins(r), randOmit(r))
+	}
+	for _, v := range vals {
+		got, ok := fastMarshal(v)
+		if !ok {
+			t.Fatalf("%T not encoded by the fast path", v)
+		}
+		if want := slowMarshal(t, v); !bytes.Equal(got, want) {
+			t.Fatalf("%T %+v:\nfast       %x\ngo-msgpack %x", v, v, got, want)
+		}
+		if cap(got) != len(got) {
+			t.Fatalf("%T: result of %d bytes has capacity %d", v, len(got), cap(got))
+		}
+	}
+}
+
+// TestFastDecodedBytes: the []byte fields of one message share an
+// allocation but behave as separate copies: each is capped at its length,
+// none shares memory with the input, and changing one changes no other.
+func TestFastDecodedBytes(t *testing.T) {
+	in := benchSignedGossip()
+	in.Nonce = []byte("0123456789abcdef")
+	in.Peers = []fpeer{{Addr: "a", Key: []byte("peer key")}, {Addr: "b"}}
+	frame := slowMarshal(t, in)
+	var got fwire
+	if err := Msgpack().Unmarshal(frame, &got); err != nil {
+		t.Fatal(err)
+	}
+	clear(frame)
+	if !reflect.DeepEqual(&got, in) {
+		t.Fatalf("decoded %+v, want %+v", got, in)
+	}
+	fields := [][]byte{got.Payload, got.Key, got.Sig, got.Nonce, got.Peers[0].Key}
+	for i, f := range fields {
+		if cap(f) != len(f) {
+			t.Errorf("field %d: length %d, capacity %d", i, len(f), cap(f))
+		}
+		clear(f)
+		_ = append(f, 'x')
+	}
+	for j, f := range fields {
+		if j < len(fields)-1 && bytes.Count(f, []byte{0}) != len(f) {
+			t.Errorf("field %d changed with another one", j)
+		}
+	}
+	// An empty value among others is empty but not nil, as go-msgpack
+	// decodes it.
+	var bins fbins
+	if err := Msgpack().Unmarshal(slowMarshal(t, &fbins{A: []byte{}, B: []byte("b")}), &bins); err != nil {
+		t.Fatal(err)
+	}
+	if bins.A == nil || len(bins.A) != 0 || string(bins.B) != "b" {
+		t.Errorf("decoded A %#v, B %q", bins.A, bins.B)
+	}
+}
+
+// TestFastAllocations pins down the allocations of the gossip frame, the
+// reason for the fast path: one to encode (the result), one to decode (the
+// []byte fields together; strings come from the cache).
+func TestFastAllocations(t *testing.T) {
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("allocation counts differ under -cover and -race")
+	}
+	cd := Msgpack()
+	bigSigned := benchSignedGossip()
+	bigSigned.Payload = make([]byte, coallocMax+1)
+	for _, tc := range []struct {
+		name           string
+		m              *fwire
+		encode, decode float64
+	}{
+		{"gossip", benchGossip(), 1, 1},
+		{"signed", benchSignedGossip(), 1, 1},
+		{"signed-large", bigSigned, 1, 2}, // the payload alone
+		{"peer-list", &fwire{V: 1, K: 2, Peers: []fpeer{{Addr: "10.0.0.1:1"}, {Addr: "10.0.0.2:1", Degree: 3}}}, 1, 1},
+	} {
+		frame, err := cd.Marshal(tc.m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := testing.AllocsPerRun(100, func() { _, _ = cd.Marshal(tc.m) }); n != tc.encode {
+			t.Errorf("%s: Marshal made %v allocations, want %v", tc.name, n, tc.encode)
+		}
+		var out fwire
+		if n := testing.AllocsPerRun(100, func() {
+			out = fwire{}
+			if err := cd.Unmarshal(frame, &out); err != nil {
+				t.Fatal(err)
+			}
+		}); n != tc.decode {
+			t.Errorf("%s: Unmarshal made %v allocations, want %v", tc.name, n, tc.decode)
+		}
+		if !reflect.DeepEqual(&out, tc.m) {
+			t.Errorf("%s: decoded %+v", tc.name, out)
+		}
+	}
+}
+
+// TestPlanCache looks up more types than the plan cache has slots, so
+// that they evict each other, and checks each gets its own plan.
+func TestPlanCache(t *testing.T) {
+	var types []reflect.Type
+	for i := range 3 << planCacheBits {
+		types = append(types, reflect.StructOf([]reflect.StructField{
+			{Name: "A", Type: reflect.TypeFor[int](), Tag: reflect.StructTag(fmt.Sprintf(`codec:"a%d"`, i))},
+		}))
+	}
+	for range 3 {
+		for _, typ := range types {
+			v := reflect.New(typ)
+			p, base := lookupPlan(v.Interface())
+			if p == nil || p.typ != typ || base != v.UnsafePointer() {
+				t.Fatalf("%v: plan %v, base %v", typ, p, base)
+			}
+		}
+	}
+	for _, v := range []any{nil, 1, fwire{}, (*fwire)(nil), new(int), new(*fwire), new(map[string]int)} {
+		p, base := lookupPlan(v)
+		if v == (*fwire)(nil) {
+			if p == nil || base != nil {
+				t.Errorf("%#v: plan %v, base %v", v, p, base)
+			}
+			continue
+		}
+		if p != nil {
+			t.Errorf("%#v (%T): has a plan", v, v)
+		}
+	}
 }
