@@ -35,6 +35,9 @@
 //     (an answer to a graft or digest, or an eager push on a link its
 //     receiver never pruned, whose prune was lost, or that was made eager
 //     again);
+//   - the peers' events during the workload by kind and reason, such as
+//     links dropped by the silent-neighbour check (-silence-window 0 turns
+//     the check off, to measure without it);
 //   - heap and stack per peer of the idle network, and wall-clock time per
 //     phase.
 //

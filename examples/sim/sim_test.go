@@ -49,6 +49,8 @@ var (
 	flagGraft    = flag.Duration("lazy-graft", time.Second, "gossip.WithLazyPush graft timeout")
 	flagPoW      = flag.Int("pow", 0, "gossip.WithProofOfWork difficulty at the seeds, 0 (off) to 24; the library's default is 18. Puzzles burn real CPU, not virtual time, and the seeds add a bit per doubling of the join rate above 100 a minute (about 6 at the default -stagger)")
 	flagSigs     = flag.Bool("signatures", true, "gossip.WithSignatures: sign and verify every message")
+	flagSilence  = flag.Duration("silence-window", gossip.DefaultSilenceWindow, "gossip.WithSilenceCheck window (0: no silent-neighbour check)")
+	flagSilMin   = flag.Int("silence-min", 5, "gossip.WithSilenceCheck: new messages in a window that arm the check (the library's default is 5)")
 	flagHeap     = flag.String("heapprofile", "", "write a heap profile of the idle network (before the broadcasts) to this file")
 	flagOut      = flag.String("out", "", "directory for sim.json and the SVG plots (default: a temporary one)")
 )
@@ -74,6 +76,8 @@ type params struct {
 	Rand        uint64  `json:"rand"`
 	PoW         int     `json:"pow_difficulty"`
 	Signatures  bool    `json:"signatures"`
+	SilenceS    float64 `json:"silence_window_s"` // 0: no silent-neighbour check
+	SilenceMin  int     `json:"silence_min"`
 	LazyMS      float64 `json:"lazy_flush_ms"` // 0: flooding
 	GraftMS     float64 `json:"lazy_graft_ms"`
 	lazy, graft time.Duration
@@ -100,7 +104,7 @@ func paramsFromFlags() params {
 		StaggerMS: ms(*flagStagger), SettleS: flagSettle.Seconds(), SpreadS: flagSpread.Seconds(),
 		MinDegree: *flagMinDeg, MaxDegree: *flagMaxDeg, Exponent: *flagExponent,
 		Inbox: *flagInbox, Rand: *flagRand,
-		PoW: *flagPoW, Signatures: *flagSigs,
+		PoW: *flagPoW, Signatures: *flagSigs, SilenceS: flagSilence.Seconds(), SilenceMin: *flagSilMin,
 		LazyMS: ms(*flagLazy), GraftMS: ms(*flagGraft), lazy: *flagLazy, graft: *flagGraft,
 		latency: *flagLatency, jitter: *flagJitter, interval: *flagInterval,
 		stagger: *flagStagger, settle: *flagSettle, spread: *flagSpread,
@@ -206,6 +210,9 @@ type report struct {
 	// Every frame sent during the workload, by wire kind.
 	FramesWorkload uint64            `json:"frames_sent_during_workload"`
 	FramesByKind   map[string]uint64 `json:"frames_sent_by_kind"`
+	// Events counts the peers' events during the workload other than
+	// deliveries, by kind and reason (neighbour-down: why a link ended).
+	Events map[string]int `json:"events_during_workload"`
 
 	// Heap after a collection, per peer: everything the network added,
 	// and the part added by the running nodes alone (the in-memory
@@ -279,15 +286,30 @@ type delivery struct {
 	node, from string // the receiver and the neighbour it first got it from
 }
 
-// tracker records deliveries from every peer's event handler.
+// tracker records deliveries from every peer's event handler, and counts
+// the other events (link changes by reason) while on.
 type tracker struct {
-	mu   sync.Mutex
-	msgs [][]delivery // by message index
+	on     atomic.Bool
+	mu     sync.Mutex
+	msgs   [][]delivery // by message index
+	events map[string]int
 }
 
 func (tr *tracker) handler() func(gossip.Event) {
 	return func(ev gossip.Event) {
-		if ev.Kind != gossip.EventMessage || len(ev.Payload) < 8 {
+		if ev.Kind != gossip.EventMessage {
+			if tr.on.Load() && ev.Kind != gossip.EventOriginated {
+				key := ev.Kind.String()
+				if ev.Reason != "" {
+					key += ": " + ev.Reason
+				}
+				tr.mu.Lock()
+				tr.events[key]++
+				tr.mu.Unlock()
+			}
+			return
+		}
+		if len(ev.Payload) < 8 {
 			return
 		}
 		i := binary.BigEndian.Uint64(ev.Payload)
@@ -511,7 +533,7 @@ func TestSim(t *testing.T) {
 	if p.lazy > 0 {
 		mode = fmt.Sprintf("lazy push (flush %v, graft %v)", p.lazy, p.graft)
 	}
-	t.Logf("n=%d seeds=%d loss=%.3g %s, signatures=%v, proof of work %d", p.N, p.Seeds, p.Loss, mode, p.Signatures, p.PoW)
+	t.Logf("n=%d seeds=%d loss=%.3g %s, signatures=%v, proof of work %d, silence check %gs/%d", p.N, p.Seeds, p.Loss, mode, p.Signatures, p.PoW, p.SilenceS, p.SilenceMin)
 	t.Logf("overlay: connected=%v; degree mean %.2f median %d min %d max %d (fitted exponent %.2f); %d mutual and %d one-sided links; mean %.2f after the workload",
 		rep.Connected, rep.MeanDegree, rep.MedianDegree, rep.MinDegreeSeen, rep.MaxDegreeSeen, rep.FittedExponent,
 		rep.MutualLinks, rep.OneSidedLinks, rep.MeanDegreeEnd)
@@ -526,6 +548,7 @@ func TestSim(t *testing.T) {
 	t.Logf("payload frames sent per delivery by message: %s", fmtFloats(rep.TxByMessage))
 	t.Logf("duplicate copies delivered by message: %v; %d frames lost to full inboxes", rep.DupByMessage, rep.InboxOverflow)
 	t.Logf("frames sent during the workload: %d %v", rep.FramesWorkload, rep.FramesByKind)
+	t.Logf("events during the workload: %v", rep.Events)
 	if rr := rep.Redundancy; p.lazy > 0 {
 		t.Logf("lazy push: %d prunes sent (%d lost; %d by a peer to its own tree child), %d grafts (%d lost), %d empty grafts; %d duplicate copies of the later messages: answers to a graft %d, to a digest %d; eager pushes on links the receiver never pruned %d, whose last prune was lost %d, pruned then undone %d, then grafted %d, then relayed first %d, then reconnected %d, unexplained %d; %d links carried a duplicate of every later message (%d after a lost prune)",
 			rr.PrunesSent, rr.PrunesLost, rr.ParentPrunes, rr.GraftsSent, rr.GraftsLost, rr.UndosSent, rr.Copies, rr.GraftAnswer, rr.DigestAnswer,
@@ -609,7 +632,7 @@ func simulate(t *testing.T, p params, clock *wallClock) report {
 	net.SetInboxSize(p.Inbox)
 	net.SetDefaultFault(transport.Fault{Drop: p.Loss, Latency: p.latency, Jitter: p.jitter})
 
-	trk := &tracker{msgs: make([][]delivery, msgs)}
+	trk := &tracker{msgs: make([][]delivery, msgs), events: map[string]int{}}
 
 	m0 := snapshot()
 	g0 := runtime.NumGoroutine()
@@ -645,7 +668,8 @@ func simulate(t *testing.T, p params, clock *wallClock) report {
 		gossip.WithMinDegree(p.MinDegree), gossip.WithMaxDegree(p.MaxDegree),
 		gossip.WithDegreeExponent(p.Exponent), gossip.WithMaxPayload(max(p.Size, gossip.DefaultMaxPayload)),
 	}
-	opts = append(opts, gossip.WithProofOfWork(p.PoW), gossip.WithSignatures(p.Signatures))
+	opts = append(opts, gossip.WithProofOfWork(p.PoW), gossip.WithSignatures(p.Signatures),
+		gossip.WithSilenceCheck(time.Duration(p.SilenceS*float64(time.Second)), p.SilenceMin))
 	if p.lazy > 0 {
 		opts = append(opts, gossip.WithLazyPush(p.lazy, p.graft))
 	}
@@ -726,6 +750,7 @@ func simulate(t *testing.T, p params, clock *wallClock) report {
 		overflow0 += tr.Stats().Dropped
 	}
 	cnt.on.Store(true)
+	trk.on.Store(true)
 	sentAt := make([]time.Time, msgs)
 	payload := make([]byte, p.Size)
 	ctx := context.Background()
@@ -743,6 +768,7 @@ func simulate(t *testing.T, p params, clock *wallClock) report {
 	time.Sleep(p.spread)
 	synctest.Wait()
 	cnt.on.Store(false)
+	trk.on.Store(false)
 	rep.WallWorkloadSeconds = clock.now().Sub(w2).Seconds()
 	var after gossip.PeerStats
 	deg := 0
@@ -781,6 +807,7 @@ func simulate(t *testing.T, p params, clock *wallClock) report {
 	for k := range msgs {
 		rep.origins = append(rep.origins, addrs[origins[k%len(origins)]])
 	}
+	rep.Events = trk.events
 	measure(&rep, p, trk.msgs, sentAt, cnt)
 	stretch(&rep, trk.msgs)
 	redundancy(&rep, p, trk.msgs, cnt)
