@@ -131,11 +131,17 @@ func coverageSVG(rep *report) []byte {
 	hi := math.Max(math.Ceil(math.Log10(tmax*1.05)), lo+1)
 	p := &plot{
 		x0: lo, x1: hi, y0: 0, y1: 1,
-		title:      fmt.Sprintf("Coverage over virtual time: n=%d, loss=%g, %d messages", rep.Params.N, rep.Params.Loss, rep.Messages),
-		xlabel:     "virtual time since broadcast (ms, log scale)",
-		ylabel:     "fraction of peers that delivered",
-		yTicks:     []float64{0, 0.25, 0.5, 0.75, 1},
-		xTickLabel: func(v float64) string { return fmt.Sprintf("%g", math.Round(math.Pow(10, v)*1000)/1000) },
+		title:  fmt.Sprintf("Coverage over virtual time: n=%d, loss=%g, %d messages", rep.Params.N, rep.Params.Loss, rep.Messages),
+		xlabel: "virtual time since broadcast (ms, log scale)",
+		ylabel: "fraction of peers that delivered",
+		yTicks: []float64{0, 0.25, 0.5, 0.75, 1},
+		xTickLabel: func(v float64) string {
+			// Over many decades, label only the powers of ten.
+			if hi-lo > 3 && math.Abs(v-math.Round(v)) > 1e-9 {
+				return ""
+			}
+			return fmt.Sprintf("%g", math.Round(math.Pow(10, v)*1000)/1000)
+		},
 		yTickLabel: func(v float64) string { return fmt.Sprintf("%g", v) },
 	}
 	for d := lo; d <= hi; d++ {
@@ -174,9 +180,17 @@ func coverageSVG(rep *report) []byte {
 		my = append(my, sum/float64(max(1, len(rep.curves))))
 	}
 	p.polyline(mx, my, "black", 2.5, "")
-	p.text(float64(svgW-padR-8), float64(svgH-padB-10), "end",
-		fmt.Sprintf("black: mean; full coverage p50 %.0f ms, max %.0f ms; coverage min %.4f",
-			rep.TimeToFullP50MS, rep.TimeToFullMaxMS, rep.CoverageMin))
+	// Right-aligned below the middle, where the curves have long since
+	// risen (or stay flat below full coverage).
+	y := p.py(0.45)
+	for _, line := range []string{
+		"black: mean over messages",
+		fmt.Sprintf("full coverage p50 %.0f ms, max %.0f ms", rep.TimeToFullP50MS, rep.TimeToFullMaxMS),
+		fmt.Sprintf("coverage min %.4f", rep.CoverageMin),
+	} {
+		p.text(float64(svgW-padR-8), y, "end", line)
+		y += 15
+	}
 	return p.end()
 }
 
