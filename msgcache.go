@@ -4,13 +4,15 @@ import "time"
 
 // msgCache keeps recent gossip messages for anti-entropy, with the
 // neighbour each one came from. It is bounded in entries and age; entries
-// are kept in arrival order so eviction pops the oldest.
+// are kept in arrival order so eviction pops the oldest. Like seenSet, it
+// starts empty and gives back a burst's memory once the burst has expired.
 type msgCache struct {
 	max   int
 	ttl   time.Duration
 	byID  map[msgID]*cacheEntry
 	order []*cacheEntry // FIFO; order[head:] are live
 	head  int
+	peak  int // most live entries since byID was last built
 }
 
 type cacheEntry struct {
@@ -38,6 +40,7 @@ func (c *msgCache) add(id msgID, m *wireMsg, from string, now time.Time) {
 	e := &cacheEntry{id: id, at: now, msg: m, from: from}
 	c.byID[id] = e
 	c.order = append(c.order, e)
+	c.peak = max(c.peak, len(c.byID))
 }
 
 func (c *msgCache) get(id msgID) *cacheEntry { return c.byID[id] }
@@ -80,4 +83,19 @@ func (c *msgCache) pop() {
 		c.order = c.order[:n]
 		c.head = 0
 	}
+	if c.peak >= shrinkMin && len(c.byID) < c.peak/4 {
+		c.shrink()
+	}
+}
+
+// shrink rebuilds the map and the queue at the live size (see seenSet).
+func (c *msgCache) shrink() {
+	byID := make(map[msgID]*cacheEntry, len(c.byID))
+	for id, e := range c.byID {
+		byID[id] = e
+	}
+	c.byID = byID
+	c.order = append([]*cacheEntry(nil), c.order[c.head:]...)
+	c.head = 0
+	c.peak = len(byID)
 }
