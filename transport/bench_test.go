@@ -2,6 +2,8 @@ package transport_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"io"
 	"log/slog"
 	"runtime"
@@ -147,4 +149,127 @@ func BenchmarkTCPFanOut8(b *testing.B) {
 		runtime.Gosched()
 	}
 	b.ReportMetric(float64(b.N*fanout)/time.Since(start).Seconds(), "frames/s")
+}
+
+// BenchmarkTCPIdleLinks measures what idle links cost: one transport
+// sends a frame to each of 200 others and every frame is received, then
+// nothing more is sent. It reports the heap and goroutine stacks in use
+// (after a collection) and the goroutines, over a baseline taken with the
+// transports listening but unconnected, per link: each link is one
+// outbound connection at the sender and one inbound at its receiver.
+// Each iteration is one sample; the time per op means nothing.
+func BenchmarkTCPIdleLinks(b *testing.B) {
+	const links = 200
+	quiet := transport.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	src, err := transport.ListenTCP("127.0.0.1:0", quiet)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close()
+	dsts := make([]*transport.TCP, links)
+	for i := range dsts {
+		if dsts[i], err = transport.ListenTCP("127.0.0.1:0", quiet, transport.WithMaxConnsPerIP(links)); err != nil {
+			b.Fatal(err)
+		}
+		defer dsts[i].Close()
+	}
+	sample := func() (heap, stack uint64, goroutines int) {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapInuse, m.StackInuse, runtime.NumGoroutine()
+	}
+	heap0, stack0, g0 := sample()
+	ctx := context.Background()
+	for _, d := range dsts {
+		if err := src.Send(ctx, d.Addr(), []byte("hello")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	guard := time.NewTimer(time.Minute)
+	defer guard.Stop()
+	for _, d := range dsts {
+		select {
+		case <-d.Packets():
+		case <-guard.C:
+			b.Fatal("frames not delivered")
+		}
+	}
+	var heap, stack uint64
+	var g int
+	for b.Loop() {
+		heap, stack, g = sample()
+	}
+	b.ReportMetric((float64(heap)-float64(heap0))/links, "heap-bytes/link")
+	b.ReportMetric((float64(stack)-float64(stack0))/links, "stack-bytes/link")
+	b.ReportMetric(float64(g-g0)/links, "goroutines/link")
+}
+
+// BenchmarkTCPInboxBurst sends bursts of 20000 frames of 256 bytes, five
+// times the default inbox, to a consumer that spends about a microsecond
+// or two on each (hashing it), with the inbox dropping a frame that finds
+// it full at once (wait=0, as before WithInboxWait existed) and with the
+// default wait. One op is one burst, from the first Send to the last frame
+// taken or dropped; it reports the share of the burst dropped. The
+// sender's queue holds a whole burst, so that every drop is the
+// receiver's.
+func BenchmarkTCPInboxBurst(b *testing.B) {
+	const size, burst = 256, 20000
+	for _, w := range []time.Duration{0, time.Second} {
+		b.Run(fmt.Sprintf("wait=%v", w), func(b *testing.B) {
+			quiet := transport.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+			src, err := transport.ListenTCP("127.0.0.1:0", quiet, transport.WithQueueSize(burst))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer src.Close()
+			dst, err := transport.ListenTCP("127.0.0.1:0", quiet, transport.WithInboxWait(w))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer dst.Close()
+			var taken atomic.Uint64
+			done := make(chan struct{})
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			defer close(done)
+			wg.Go(func() {
+				for {
+					select {
+					case p := <-dst.Packets():
+						for range 4 {
+							sha256.Sum256(p.Payload)
+						}
+						taken.Add(1)
+					case <-done:
+						return
+					}
+				}
+			})
+
+			frame := make([]byte, size)
+			ctx := context.Background()
+			deadline := time.Now().Add(time.Minute)
+			var sent uint64
+			for b.Loop() {
+				for range burst {
+					if err := src.Send(ctx, dst.Addr(), frame); err != nil {
+						b.Fatal(err)
+					}
+				}
+				sent += burst
+				for taken.Load()+dst.Stats().Dropped < sent {
+					if time.Now().After(deadline) {
+						b.Fatalf("stalled: %d taken, %+v", taken.Load(), dst.Stats())
+					}
+					time.Sleep(100 * time.Microsecond)
+				}
+			}
+			st := dst.Stats()
+			if d := src.Stats().Dropped; d != 0 {
+				b.Fatalf("the sender dropped %d frames", d)
+			}
+			b.ReportMetric(100*float64(st.Dropped)/float64(sent), "%dropped")
+		})
+	}
 }

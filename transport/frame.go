@@ -28,14 +28,15 @@ const (
 // the header. The length is checked against limit before anything is
 // allocated, so a hostile length prefix costs nothing. A clean end of stream
 // before the header returns io.EOF; an end inside a frame returns
-// io.ErrUnexpectedEOF.
+// io.ErrUnexpectedEOF. It is the reference parser: inbound connections use
+// frameReader, which parses the same way with buffering of its own.
 func readFrame(r io.Reader, hdr *[headerLen]byte, limit int) ([]byte, error) {
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return nil, err
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
 	if limit < 0 || uint64(n) > uint64(limit) {
-		return nil, fmt.Errorf("transport: frame of %d bytes over limit of %d: %w", n, limit, ErrFrameTooLarge)
+		return nil, errTooLarge(n, limit)
 	}
 	p := make([]byte, n)
 	if _, err := io.ReadFull(r, p); err != nil {
@@ -63,7 +64,12 @@ func helloPayload(addr string) []byte {
 // readHello reads the hello frame from r and returns the announced address.
 // Every failure wraps ErrHandshake.
 func readHello(r io.Reader, hdr *[headerLen]byte) (string, error) {
-	p, err := readFrame(r, hdr, maxHelloLen)
+	return checkHello(readFrame(r, hdr, maxHelloLen))
+}
+
+// checkHello returns the address announced by a hello frame p read with
+// error err. Every failure wraps ErrHandshake.
+func checkHello(p []byte, err error) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: read hello: %w", ErrHandshake, err)
 	}

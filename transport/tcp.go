@@ -24,14 +24,13 @@ const (
 	defaultHandshakeTimeout = 5 * time.Second
 	defaultIdleTimeout      = 2 * time.Minute
 	defaultMaxConns         = 1024
+	defaultInboxWait        = time.Second
 
 	// maxFrameSizeLimit is the largest accepted WithMaxFrameSize.
 	maxFrameSizeLimit = 1 << 30
 	// writeBufSize sizes the write buffers, which writers borrow from a
-	// pool for each batch; readBufSize sizes each inbound connection's
-	// read buffer.
+	// pool for each batch.
 	writeBufSize = 64 << 10
-	readBufSize  = 16 << 10
 	// Accept loop backoff on errors.
 	minAcceptBackoff = 5 * time.Millisecond
 	maxAcceptBackoff = time.Second
@@ -45,6 +44,7 @@ type tcpConfig struct {
 	maxFrame         int
 	queueSize        int
 	inboxSize        int
+	inboxWait        time.Duration
 	dialTimeout      time.Duration
 	handshakeTimeout time.Duration
 	idleTimeout      time.Duration
@@ -63,8 +63,9 @@ type tcpHooks struct {
 	beforeDial func(addr string)              // a writer is about to dial addr
 	afterBatch func(addr string, n int)       // n frames were written to addr
 	peerClosed func(addr string)              // the peer closed the conn to addr
-	writerDone func(addr string)              // the writer for addr exited
+	writerDone func(addr string)              // the writer for addr retired (idle or failed)
 	rejected   func(remote string, err error) // an inbound conn was refused
+	inboxWait  func(from string)              // a reader waits for room in the inbox
 }
 
 // WithMaxFrameSize sets the largest frame, in bytes, that Send accepts and
@@ -93,15 +94,54 @@ func WithQueueSize(n int) TCPOption {
 	}
 }
 
-// WithInboxSize sets the capacity of the channel returned by
-// [TCP.Packets] (default 4096). An inbound frame that finds it full is
-// dropped and counted in [TCPStats.Dropped].
+// WithInboxSize bounds the inbox, the inbound frames received but not yet
+// taken from [TCP.Packets] (default 4096). The channel Packets returns
+// holds up to 16 of them; the rest wait in a queue that grows with the
+// backlog and is released once the inbox is idle, so an idle transport
+// does not pay for the bound. An inbound frame that finds the inbox full waits as
+// [WithInboxWait] says, then is dropped and counted in [TCPStats.Dropped].
 func WithInboxSize(n int) TCPOption {
 	return func(c *tcpConfig) error {
 		if n < 1 {
 			return fmt.Errorf("transport: inbox size must be at least 1, got %d", n)
 		}
 		c.inboxSize = n
+		return nil
+	}
+}
+
+// WithInboxWait sets how long inbound frames may wait for room in a full
+// inbox before they are dropped (default 1s; 0 drops a frame that finds
+// the inbox full at once, as before this option existed).
+//
+// While a frame waits, its connection's reader reads nothing more, so TCP
+// flow control pushes back on that sender: its socket buffers fill, then
+// its own send queue, where it drops frames itself (see WithQueueSize)
+// instead of this node dropping them. A burst that the consumer of Packets
+// catches up with within the wait is thus delivered whole, and in order.
+//
+// The wait is bounded per overload, not per frame: once the inbox has
+// been full for d, frames that find it full are dropped at once, without
+// waiting, until the consumer has taken half of the backlog. Under
+// sustained overload the readers therefore keep draining their
+// connections, and frames do not pile up, for ever longer, in socket
+// buffers behind a blocked reader; the added delay stays near d.
+//
+// Each connection has one reader, so at most one frame per connection
+// waits. Waiting frames get room in the order they began waiting, except
+// that a connection holding less than its fair share of the inbox (an
+// equal part for each connection with frames in it or waiting) goes first,
+// and once waits are over a frame from a connection over its share is
+// dropped even if there is room: a connection that floods the inbox cannot
+// starve the others. The inbox bound (WithInboxSize) never grows. Frames
+// that waited count in [TCPStats.InboxWaits], frames dropped in
+// [TCPStats.Dropped]. Close ends every wait at once, dropping the frames.
+func WithInboxWait(d time.Duration) TCPOption {
+	return func(c *tcpConfig) error {
+		if d < 0 {
+			return fmt.Errorf("transport: inbox wait must not be negative, got %v", d)
+		}
+		c.inboxWait = d
 		return nil
 	}
 }
@@ -132,9 +172,9 @@ func WithHandshakeTimeout(d time.Duration) TCPOption {
 
 // WithIdleTimeout sets how long a connection may stay unused (default 2m).
 // An inbound connection that delivers no frame for that long is closed; an
-// outbound writer with nothing to send for that long closes its connection
-// and exits (the next Send starts a new one). It also bounds a single write
-// blocked on a peer that stopped reading.
+// outbound connection with nothing to send for that long is closed (the
+// next Send to its destination dials a new one). It also bounds a single
+// write blocked on a peer that stopped reading.
 func WithIdleTimeout(d time.Duration) TCPOption {
 	return func(c *tcpConfig) error {
 		if d <= 0 {
@@ -236,9 +276,14 @@ type TCPStats struct {
 	// 4-byte length headers.
 	BytesReceived uint64
 	// Dropped counts frames discarded locally: a full send queue, a failed
-	// dial or write, frames still queued at Close, and inbound frames that
-	// found the Packets channel full.
+	// dial or write, frames still queued at Close (outbound, or inbound
+	// and not yet taken from Packets), and inbound frames that found the
+	// inbox full for longer than WithInboxWait.
 	Dropped uint64
+	// InboxWaits counts inbound frames that found the inbox full and made
+	// their connection's reader wait for room (see WithInboxWait),
+	// whether or not room came in time.
+	InboxWaits uint64
 	// RejectedConns counts inbound connections closed before carrying any
 	// frame: over the WithMaxConns cap or failing the handshake (bad magic,
 	// bad or spoofed address, timeout).
@@ -246,34 +291,45 @@ type TCPStats struct {
 }
 
 type tcpCounters struct {
-	framesSent, bytesSent, framesRecv, bytesRecv, dropped, rejected atomic.Uint64
+	framesSent, bytesSent, framesRecv, bytesRecv, dropped, rejected, inboxWaits atomic.Uint64
 }
 
 // TCP is a [Transport] over TCP. Frames are length-prefixed on the wire.
 // Connections are one-directional: a node dials a peer to send to it and
 // accepts the peer's own connection to receive from it. Each destination has
-// one writer goroutine with a bounded queue; each accepted connection has one
-// reader goroutine. A TCP is safe for concurrent use. Close stops every
-// goroutine it started and waits for them.
+// a bounded queue, drained by a writer goroutine that runs only while the
+// queue is non-empty; each accepted connection has one reader goroutine,
+// which holds a read buffer only while data is arriving. An idle link thus
+// costs one goroutine, at the receiving end. A TCP is safe for concurrent
+// use. Close stops every goroutine it started and waits for them.
 type TCP struct {
 	cfg       tcpConfig
 	log       *slog.Logger
 	ln        net.Listener
 	addr      string       // advertised address
 	localAddr *net.TCPAddr // source address for dials, nil for any
-	inbox     chan Packet
+	inbox     *inbox
 
 	ctx     context.Context // cancelled by Close; aborts dials and backoff waits
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	writing sync.WaitGroup // the writer goroutines, which Close lets flush first
+	timers  sync.WaitGroup // the idle sweep while it is set or runs (see idle.go)
+
+	epoch time.Time // origin of the times connections record their use at
+
+	sweepMu     sync.Mutex
+	sweep       *time.Timer   // calls sweepIdle; created on first use
+	sweepArmed  bool          // sweep is set, for sweepAt, and counted in timers
+	sweepAt     time.Duration // since epoch
+	sweepClosed bool
 
 	mu      sync.RWMutex
 	closed  bool
 	writers map[string]*writer
-	conns   map[net.Conn]struct{} // every open conn, inbound and outbound
-	inbound int                   // open accepted conns
-	perIP   map[netip.Addr]int    // open accepted conns by source IP
+	conns   map[net.Conn]*inConn // every open conn: inbound, or outbound (nil)
+	inbound int                  // open accepted conns
+	perIP   map[netip.Addr]int   // open accepted conns by source IP
 
 	stats tcpCounters
 }
@@ -295,6 +351,7 @@ func ListenTCP(addr string, opts ...TCPOption) (*TCP, error) {
 		maxFrame:         defaultMaxFrameSize,
 		queueSize:        defaultQueueSize,
 		inboxSize:        defaultInboxSize,
+		inboxWait:        defaultInboxWait,
 		dialTimeout:      defaultDialTimeout,
 		handshakeTimeout: defaultHandshakeTimeout,
 		idleTimeout:      defaultIdleTimeout,
@@ -338,9 +395,9 @@ func ListenTCP(addr string, opts ...TCPOption) (*TCP, error) {
 		cfg:     cfg,
 		ln:      ln,
 		addr:    cfg.advertise,
-		inbox:   make(chan Packet, cfg.inboxSize),
 		writers: make(map[string]*writer),
-		conns:   make(map[net.Conn]struct{}),
+		conns:   make(map[net.Conn]*inConn),
+		epoch:   time.Now(),
 		perIP:   make(map[netip.Addr]int),
 	}
 	bound, _ := ln.Addr().(*net.TCPAddr)
@@ -352,6 +409,9 @@ func ListenTCP(addr string, opts ...TCPOption) (*TCP, error) {
 	}
 	t.log = cfg.logger.With("addr", t.addr)
 	t.ctx, t.cancel = context.WithCancel(context.Background())
+	t.inbox = newInbox(t.ctx, cfg.inboxSize, cfg.inboxWait)
+	t.inbox.start, t.inbox.onWait = t.wg.Go, cfg.hooks.inboxWait
+	t.inbox.dropped, t.inbox.waits = &t.stats.dropped, &t.stats.inboxWaits
 	t.wg.Go(t.acceptLoop)
 	return t, nil
 }
@@ -360,7 +420,7 @@ func ListenTCP(addr string, opts ...TCPOption) (*TCP, error) {
 func (t *TCP) Addr() string { return t.addr }
 
 // Packets returns the channel of inbound frames. It is never closed.
-func (t *TCP) Packets() <-chan Packet { return t.inbox }
+func (t *TCP) Packets() <-chan Packet { return t.inbox.ch }
 
 // Stats returns a snapshot of the transport's counters.
 func (t *TCP) Stats() TCPStats {
@@ -370,6 +430,7 @@ func (t *TCP) Stats() TCPStats {
 		FramesReceived: t.stats.framesRecv.Load(),
 		BytesReceived:  t.stats.bytesRecv.Load(),
 		Dropped:        t.stats.dropped.Load(),
+		InboxWaits:     t.stats.inboxWaits.Load(),
 		RejectedConns:  t.stats.rejected.Load(),
 	}
 }
@@ -409,9 +470,8 @@ func (t *TCP) Send(ctx context.Context, addr string, frame []byte) error {
 	}
 	w = t.writers[addr]
 	if w == nil {
-		w = newWriter(t, addr)
+		w = &writer{t: t, addr: addr}
 		t.writers[addr] = w
-		t.writing.Go(w.run)
 	}
 	w.enqueue(buf)
 	return nil
@@ -454,6 +514,8 @@ func (t *TCP) Close() error {
 		_ = c.Close()
 	}
 	<-flushed
+	t.stopSweep()
+	t.timers.Wait()
 	t.wg.Wait()
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("transport: close listener: %w", err)
@@ -469,7 +531,7 @@ func (t *TCP) track(c net.Conn) bool {
 	if t.closed {
 		return false
 	}
-	t.conns[c] = struct{}{}
+	t.conns[c] = nil
 	return true
 }
 
@@ -525,8 +587,10 @@ func (t *TCP) acceptLoop() {
 		}
 		t.inbound++
 		t.perIP[ip]++
-		t.conns[c] = struct{}{}
-		t.wg.Go(func() { t.serve(c, ip) })
+		ic := &inConn{t: t, conn: c, ip: ip}
+		ic.fr.src = c
+		t.conns[c] = ic
+		t.wg.Go(func() { t.serve(ic) })
 		t.mu.Unlock()
 	}
 }
@@ -542,94 +606,172 @@ func (t *TCP) reject(c net.Conn, err error) {
 	}
 }
 
-// serve runs the handshake on an accepted connection, then delivers its
-// frames until it fails, idles out or the transport closes.
-func (t *TCP) serve(c net.Conn, ip netip.Addr) {
-	defer func() {
-		_ = c.Close()
-		t.mu.Lock()
-		delete(t.conns, c)
-		t.inbound--
-		if t.perIP[ip]--; t.perIP[ip] <= 0 {
-			delete(t.perIP, ip)
-		}
-		t.mu.Unlock()
-	}()
+// inConn is an accepted connection.
+type inConn struct {
+	t    *TCP
+	conn net.Conn
+	ip   netip.Addr
+	from string // the announced address, once the handshake is done
+	fr   frameReader
+	// last is when the reader last started a read from the connection,
+	// as time since t.epoch; the idle sweep closes the connection
+	// idleTimeout after it. Reads of buffered frames need no mark: the
+	// reader is busy, and comes back to the connection soon.
+	last atomic.Int64
+	src  inboxSource
+}
 
-	br := bufio.NewReaderSize(c, readBufSize)
-	hdr := new([headerLen]byte)
-	_ = c.SetReadDeadline(time.Now().Add(t.cfg.handshakeTimeout))
-	from, err := readHello(br, hdr)
+// markReady records that the reader is about to read from the connection.
+func (ic *inConn) markReady() { ic.last.Store(int64(ic.t.now())) }
+
+// serve runs the handshake on an accepted connection, then hands the
+// connection to a goroutine of its own that delivers its frames. The
+// handshake, with its deadline and parsing, may grow this goroutine's
+// stack; it ends once the handshake does, and the reader starts afresh
+// with the smallest stack. There is one reader per inbound connection.
+func (t *TCP) serve(ic *inConn) {
+	from, err := t.handshake(ic)
 	if err == nil {
-		var remote netip.Addr
-		if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-			remote = ta.AddrPort().Addr()
-		}
-		err = checkAnnounced(remote, from)
+		// The idle sweep, not a read deadline, bounds the wait for
+		// frames from now on: see receive.
+		err = ic.conn.SetReadDeadline(time.Time{})
 	}
 	if err != nil {
 		if t.ctx.Err() == nil {
-			t.reject(c, err)
+			t.reject(ic.conn, err)
 		}
+		t.endConn(ic)
 		return
 	}
+	now := t.now()
+	ic.last.Store(int64(now))
+	ic.fr.ready = ic.markReady
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		t.endConn(ic)
+		return
+	}
+	ic.from = from // under t.mu: the sweep reads it
+	t.wg.Add(1)    // serve itself is counted, so Close cannot be waiting on zero
+	t.mu.Unlock()
+	t.wantSweep(now + t.cfg.idleTimeout)
+	go t.receive(ic)
+}
 
+// handshake reads and checks the hello of an accepted connection and
+// returns the address it announces.
+func (t *TCP) handshake(ic *inConn) (string, error) {
+	_ = ic.conn.SetReadDeadline(time.Now().Add(t.cfg.handshakeTimeout))
+	from, err := checkHello(ic.fr.next(maxHelloLen))
+	if err != nil {
+		return "", err
+	}
+	var remote netip.Addr
+	if ta, ok := ic.conn.RemoteAddr().(*net.TCPAddr); ok {
+		remote = ta.AddrPort().Addr()
+	}
+	if err := checkAnnounced(remote, from); err != nil {
+		return "", err
+	}
+	return from, nil
+}
+
+// receive delivers the frames of an inbound connection to the inbox until
+// the connection fails, idles out or the transport closes.
+//
+// It is the entry point of the connection's long-lived goroutine, and
+// everything it calls on the way to a blocking read is kept shallow: the
+// goroutine then stays at the runtime's 2 KiB minimum stack, where one
+// that ever needed more would keep at least 4 KiB while idle, since the
+// runtime shrinks a stack only while less than a quarter of it is in use
+// beyond its guard. Hence no read deadline (setting one goes deep into the
+// runtime's timers): the idle sweep closes the connection instead. Only
+// rare paths go deeper: waiting for room in a full inbox, and the logging
+// as the connection ends.
+func (t *TCP) receive(ic *inConn) {
+	defer t.wg.Done()
 	for {
-		// Refresh the idle deadline whenever the next read may reach the
-		// socket. Frames already buffered arrived moments ago, so skipping
-		// the refresh for them saves a clock read and a timer update per
-		// frame under load without changing the idle semantics.
-		if br.Buffered() < headerLen {
-			_ = c.SetReadDeadline(time.Now().Add(t.cfg.idleTimeout))
-		}
-		p, err := readFrame(br, hdr, t.cfg.maxFrame)
+		p, err := ic.fr.next(t.cfg.maxFrame)
 		if err != nil {
-			switch {
-			case t.ctx.Err() != nil:
-			case errors.Is(err, ErrFrameTooLarge):
-				t.log.Warn("transport: closing inbound connection", "from", from, "err", err)
-			default:
-				t.log.LogAttrs(t.ctx, slog.LevelDebug, "transport: inbound connection ended",
-					slog.String("from", from), slog.Any("err", err))
-			}
+			t.readFailed(ic, err)
 			return
 		}
 		t.stats.framesRecv.Add(1)
 		t.stats.bytesRecv.Add(uint64(headerLen + len(p)))
-		select {
-		case t.inbox <- Packet{From: from, Payload: p}:
-		default:
-			t.stats.dropped.Add(1)
-			t.log.LogAttrs(t.ctx, slog.LevelDebug, "transport: inbox full; frame dropped", slog.String("from", from))
+		if !t.inbox.put(Packet{From: ic.from, Payload: p}, &ic.src) {
+			t.inboxDropped(ic.from)
 		}
 	}
 }
 
-// writer owns the outbound connection to one destination.
+// readFailed logs why an inbound connection ended and closes it.
 //
-// Its queue is a slice that grows with the backlog, up to the queue size,
+//go:noinline
+func (t *TCP) readFailed(ic *inConn, err error) {
+	switch {
+	case t.ctx.Err() != nil:
+	case errors.Is(err, ErrFrameTooLarge):
+		t.log.Warn("transport: closing inbound connection", "from", ic.from, "err", err)
+	default:
+		t.log.LogAttrs(t.ctx, slog.LevelDebug, "transport: inbound connection ended",
+			slog.String("from", ic.from), slog.Any("err", err))
+	}
+	t.endConn(ic)
+}
+
+// inboxDropped counts and logs an inbound frame the inbox had no room for.
+//
+//go:noinline
+func (t *TCP) inboxDropped(from string) {
+	t.stats.dropped.Add(1)
+	if t.ctx.Err() == nil {
+		t.log.LogAttrs(t.ctx, slog.LevelDebug, "transport: inbox full; frame dropped", slog.String("from", from))
+	}
+}
+
+// endConn closes an inbound connection and forgets it.
+func (t *TCP) endConn(ic *inConn) {
+	ic.fr.release()
+	_ = ic.conn.Close()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.conns, ic.conn)
+	t.inbound--
+	if t.perIP[ic.ip]--; t.perIP[ic.ip] <= 0 {
+		delete(t.perIP, ic.ip)
+	}
+}
+
+// writer owns the outbound connection to one destination and its queue.
+//
+// The queue is a slice that grows with the backlog, up to the queue size,
 // rather than a channel of that capacity: a channel allocated queueSize
 // slots (24 KiB at the default 1024) per destination for the writer's
-// whole life, idle or not. The writer takes the whole queue at once,
-// swapping it for its emptied previous batch.
+// whole life, idle or not. A goroutine runs only while the queue is
+// non-empty: it takes the whole queue at once, writes it, and exits when
+// it finds the queue empty; the idle sweep closes the connection if it
+// stays idle. An idle destination thus costs no goroutine, only its open
+// connection.
 type writer struct {
 	t    *TCP
 	addr string
-	wake chan struct{} // capacity 1: "the queue may be non-empty"
 
-	mu    sync.Mutex
-	queue [][]byte // at most t.cfg.queueSize frames
+	mu        sync.Mutex
+	queue     [][]byte      // at most t.cfg.queueSize frames
+	running   bool          // a goroutine runs run; set by enqueue, cleared by run
+	oc        *outConn      // the open connection: run's while running, else under mu
+	idleSince time.Duration // since t.epoch: when run last found the queue empty
 }
 
-// maxKeptBatch bounds the batch buffer a writer keeps between bursts.
+// maxKeptBatch bounds the batch buffer a running writer keeps between
+// batches.
 const maxKeptBatch = 64
 
-func newWriter(t *TCP, addr string) *writer {
-	return &writer{t: t, addr: addr, wake: make(chan struct{}, 1)}
-}
-
-// enqueue adds frame to the queue without blocking, dropping it when full.
-// The caller holds t.mu (read or write), which keeps the writer in the map.
+// enqueue adds frame to the queue without blocking, dropping it when full,
+// and starts the writer goroutine unless it runs. The caller holds t.mu
+// (read or write) and has checked that t is not closed, which keeps the
+// writer in the map and orders the start before Close waits for writers.
 func (w *writer) enqueue(frame []byte) {
 	w.mu.Lock()
 	if len(w.queue) >= w.t.cfg.queueSize {
@@ -639,49 +781,40 @@ func (w *writer) enqueue(frame []byte) {
 		return
 	}
 	w.queue = append(w.queue, frame)
+	start := !w.running
+	w.running = true
 	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
+	if start {
+		w.t.writing.Go(w.run)
 	}
 }
 
-// take returns the queued frames and leaves spare, emptied, as the queue.
-func (w *writer) take(spare [][]byte) [][]byte {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	batch := w.queue
-	w.queue = spare[:0]
-	return batch
-}
-
-// retire removes w from the writers map if its queue is empty, so that the
-// next Send starts a fresh writer. With drop set it discards (and counts)
-// whatever is queued and always retires. It reports whether w retired.
-// Send enqueues only under t.mu, so no frame can land in a retired writer.
-func (w *writer) retire(drop bool) bool {
+// retire removes w from the writers map after a failure, discarding and
+// counting whatever is queued, so that the next Send starts a fresh
+// writer. Send enqueues only under t.mu, so no frame can land in a retired
+// writer.
+func (w *writer) retire() {
 	t := w.t
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !drop && len(w.queue) > 0 {
-		return false
-	}
 	t.stats.dropped.Add(uint64(len(w.queue)))
 	clear(w.queue)
-	w.queue = w.queue[:0]
+	w.queue = nil
+	w.running = false
 	if t.writers[w.addr] == w {
 		delete(t.writers, w.addr)
 	}
-	return true
+	w.mu.Unlock()
+	t.mu.Unlock()
+	if h := t.cfg.hooks.writerDone; h != nil {
+		h(w.addr)
+	}
 }
 
 // outConn is a live outbound connection.
 type outConn struct {
 	conn  net.Conn
-	hello []byte        // the hello frame until the first batch goes out
-	dead  chan struct{} // closed when the peer closes or resets the conn
+	hello []byte // the hello frame until the first batch goes out
 }
 
 // writeBufs holds the write buffers. A writer holds one only while it
@@ -690,82 +823,82 @@ type outConn struct {
 // its whole life.
 var writeBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufSize) }}
 
+// run drains the queue, batch by batch, and returns when it finds it
+// empty. Once the transport is closing it flushes what is queued on an
+// open connection within the linger deadline and drops the rest.
 func (w *writer) run() {
 	t := w.t
-	var oc *outConn
-	defer func() {
-		if oc != nil {
-			w.closeConn(oc)
-		}
-		if h := t.cfg.hooks.writerDone; h != nil {
-			h(w.addr)
-		}
-	}()
-
-	idle := time.NewTimer(t.cfg.idleTimeout)
-	defer idle.Stop()
-	var batch [][]byte
+	var spare [][]byte
 	for {
-		var dead <-chan struct{}
-		if oc != nil {
-			dead = oc.dead
-		}
-		select {
-		case <-t.ctx.Done():
-			// Closing: flush what is queued on an open connection,
-			// within the linger deadline, then drop the rest.
-			if batch = w.take(batch); len(batch) > 0 && oc != nil && t.cfg.linger > 0 {
-				if n, err := w.write(oc, batch, time.Now().Add(t.cfg.linger)); err != nil {
-					t.stats.dropped.Add(uint64(len(batch) - n))
-				}
-			} else {
-				t.stats.dropped.Add(uint64(len(batch)))
+		w.mu.Lock()
+		batch := w.queue
+		if len(batch) == 0 {
+			w.running = false
+			w.queue = nil // an idle writer keeps no buffer
+			now := t.now()
+			w.idleSince = now
+			open := w.oc != nil
+			w.mu.Unlock()
+			if open {
+				t.wantSweep(now + t.cfg.idleTimeout)
 			}
-			w.retire(true)
 			return
-		case <-dead:
-			w.peerClosed(oc)
-			oc = nil
-		case <-idle.C:
-			if w.retire(false) {
-				return
-			}
-			idle.Reset(t.cfg.idleTimeout)
-		case <-w.wake:
-			batch = w.take(batch)
-			if len(batch) == 0 {
-				continue // taken with an earlier wake-up
-			}
-			ok := w.sendBatch(&oc, batch)
-			clear(batch)
-			if cap(batch) > maxKeptBatch {
-				batch = nil // let a burst's buffer go
-			}
-			if !ok {
-				w.retire(true)
-				return
-			}
-			idle.Reset(t.cfg.idleTimeout)
+		}
+		w.queue = spare[:0]
+		w.mu.Unlock()
+
+		var ok bool
+		if t.ctx.Err() != nil {
+			ok = w.flushClosing(batch)
+		} else {
+			ok = w.sendBatch(batch)
+		}
+		clear(batch)
+		spare = batch
+		if cap(spare) > maxKeptBatch {
+			spare = nil
+		}
+		if !ok {
+			w.retire()
+			return
 		}
 	}
+}
+
+// flushClosing writes batch, queued when the transport closed, on the open
+// connection within the linger deadline, and counts what it cannot write
+// as dropped. Close never dials to flush. It reports false if it dropped
+// anything.
+func (w *writer) flushClosing(batch [][]byte) bool {
+	t := w.t
+	if w.oc == nil || t.cfg.linger <= 0 {
+		t.stats.dropped.Add(uint64(len(batch)))
+		return false
+	}
+	n, err := w.write(w.oc, batch, time.Now().Add(t.cfg.linger))
+	if err != nil {
+		t.stats.dropped.Add(uint64(len(batch) - n))
+		w.closeConn(w.oc)
+		w.oc = nil
+		return false
+	}
+	return true
 }
 
 // sendBatch writes batch to the destination, dialling if needed. On a write
 // error it redials once and resends the frames not yet handed to the socket.
 // It reports false, with the unsent frames counted as dropped, if a dial or
 // the retry fails.
-func (w *writer) sendBatch(ocp **outConn, batch [][]byte) bool {
+func (w *writer) sendBatch(batch [][]byte) bool {
 	t := w.t
+	if w.oc != nil && peerGone(w.oc.conn) {
+		// The peer closed the connection, or reset it, since the last
+		// batch: redial rather than lose this batch on a dead socket.
+		w.peerClosed(w.oc)
+		w.oc = nil
+	}
 	for attempt := 0; ; attempt++ {
-		if oc := *ocp; oc != nil {
-			select {
-			case <-oc.dead:
-				w.peerClosed(oc)
-				*ocp = nil
-			default:
-			}
-		}
-		if *ocp == nil {
+		if w.oc == nil {
 			oc, err := w.dial()
 			if err != nil {
 				t.stats.dropped.Add(uint64(len(batch)))
@@ -775,15 +908,15 @@ func (w *writer) sendBatch(ocp **outConn, batch [][]byte) bool {
 				}
 				return false
 			}
-			*ocp = oc
+			w.oc = oc
 		}
-		n, err := w.write(*ocp, batch, time.Now().Add(t.cfg.idleTimeout))
+		n, err := w.write(w.oc, batch, time.Now().Add(t.cfg.idleTimeout))
 		batch = batch[n:]
 		if err == nil {
 			return true
 		}
-		w.closeConn(*ocp)
-		*ocp = nil
+		w.closeConn(w.oc)
+		w.oc = nil
 		if attempt > 0 || t.ctx.Err() != nil {
 			t.stats.dropped.Add(uint64(len(batch)))
 			if t.ctx.Err() == nil {
@@ -867,17 +1000,7 @@ func (w *writer) dial() (*outConn, error) {
 		_ = c.Close()
 		return nil, ErrClosed
 	}
-	oc := &outConn{conn: c, hello: appendFrame(nil, helloPayload(t.addr)), dead: make(chan struct{})}
-	// The peer never writes on this conn, so a read returns only when it
-	// closes or resets it; that tells the writer to redial before the next
-	// batch instead of losing it on a dead socket. The read ends when the
-	// writer (or Close) closes the conn.
-	t.wg.Go(func() {
-		var b [1]byte
-		_, _ = c.Read(b[:])
-		close(oc.dead)
-	})
-	return oc, nil
+	return &outConn{conn: c, hello: appendFrame(nil, helloPayload(t.addr))}, nil
 }
 
 // peerClosed drops a connection the peer has closed.

@@ -347,6 +347,9 @@ func TestTCPDialsFromListenIP(t *testing.T) {
 }
 
 func TestTCPReconnectAfterPeerRestart(t *testing.T) {
+	if !transport.PeerCloseDetected {
+		t.Skip("a writer cannot tell that its peer closed the connection on " + runtime.GOOS)
+	}
 	peerClosed := make(chan string, 4)
 	a := listen(t, transport.WithHooks(transport.Hooks{PeerClosed: func(addr string) { peerClosed <- addr }}))
 	b, err := transport.ListenTCP("127.0.0.1:0", transport.WithLogger(testLogger(t)))
@@ -361,8 +364,9 @@ func TestTCPReconnectAfterPeerRestart(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	wait(t, peerClosed, "a to notice the peer closing")
 
+	// a still holds its connection to the old b. It finds it closed before
+	// writing the next batch, and redials instead of losing the batch.
 	b2 := listenAt(t, addr)
 	for i := range 3 {
 		if err := a.Send(context.Background(), addr, []byte{byte(i)}); err != nil {
@@ -373,6 +377,9 @@ func TestTCPReconnectAfterPeerRestart(t *testing.T) {
 		if p := recvOne(t, b2); !bytes.Equal(p.Payload, []byte{byte(i)}) || p.From != a.Addr() {
 			t.Fatalf("after restart got %v from %q, want [%d] from %q", p.Payload, p.From, i, a.Addr())
 		}
+	}
+	if got := wait(t, peerClosed, "a to notice the peer closing"); got != addr {
+		t.Errorf("PeerClosed(%s), want %s", got, addr)
 	}
 	if d := a.Stats().Dropped; d != 0 {
 		t.Fatalf("Dropped = %d, want 0", d)
@@ -531,5 +538,240 @@ func TestTCPSendCanceledContext(t *testing.T) {
 	cancel()
 	if err := a.Send(ctx, a.Addr(), []byte("x")); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Send with a canceled context = %v, want context.Canceled", err)
+	}
+}
+
+// helloFrames returns the wire bytes of a hello announcing from, then of
+// frames numbered first..first+n-1 ("f0007").
+func helloFrames(from string, first, n int) []byte {
+	b := transport.HelloFrame(from)
+	for i := first; i < first+n; i++ {
+		b = append(b, transport.Frame(fmt.Appendf(nil, "f%04d", i))...)
+	}
+	return b
+}
+
+// inboxWaits returns a hook reporting the senders whose frames wait for
+// room in the inbox.
+func inboxWaits() (chan string, transport.TCPOption) {
+	ch := make(chan string, 1024)
+	return ch, transport.WithInboxWaitHook(func(from string) {
+		select {
+		case ch <- from:
+		default:
+		}
+	})
+}
+
+// pollStats waits until cond holds for tr's stats. The guard only
+// catches hangs.
+func pollStats(t *testing.T, tr *transport.TCP, what string, cond func(transport.TCPStats) bool) transport.TCPStats {
+	t.Helper()
+	deadline := time.Now().Add(guard)
+	for {
+		st := tr.Stats()
+		if cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s; stats %+v", what, st)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestTCPInboxWaitAbsorbsBurst: a burst larger than the inbox, arriving
+// while nobody reads Packets, blocks the connection's reader instead of
+// being dropped, and is delivered whole and in order once the consumer
+// reads.
+func TestTCPInboxWaitAbsorbsBurst(t *testing.T) {
+	const size, burst = 24, 200 // 16 in the channel, 8 queued
+	waiting, hook := inboxWaits()
+	b := listen(t, transport.WithInboxSize(size), transport.WithInboxWait(time.Hour), hook)
+	c := rawDial(t, b.Addr())
+	write(t, c, helloFrames("127.0.0.1:1", 0, burst))
+	wait(t, waiting, "the reader to wait for room") // the inbox is full; nothing read yet
+	if st := b.Stats(); st.Dropped != 0 || st.FramesReceived != size+1 {
+		t.Fatalf("stats with a full inbox = %+v, want %d frames received (the last waiting) and none dropped", st, size+1)
+	}
+	for i := range burst {
+		if p := recvOne(t, b); string(p.Payload) != fmt.Sprintf("f%04d", i) {
+			t.Fatalf("frame %d = %q", i, p.Payload)
+		}
+	}
+	if st := b.Stats(); st.Dropped != 0 || st.InboxWaits == 0 {
+		t.Errorf("stats = %+v, want waits and no drops", st)
+	}
+}
+
+// TestTCPInboxWaitBounded: once the inbox has stayed full for the wait,
+// the waiting frame and those after it are dropped, without waiting
+// again, so the reader keeps draining its connection; the frames that had
+// room are delivered in order. Once the consumer has caught up, the next
+// burst waits again.
+func TestTCPInboxWaitBounded(t *testing.T) {
+	const size, burst = 24, 40
+	waiting, hook := inboxWaits()
+	b := listen(t, transport.WithInboxSize(size), transport.WithInboxWait(500*time.Millisecond), hook)
+	c := rawDial(t, b.Addr())
+	write(t, c, helloFrames("127.0.0.1:1", 0, burst))
+	st := pollStats(t, b, "the overflow to be dropped", func(st transport.TCPStats) bool {
+		return st.FramesReceived == burst && st.Dropped == burst-size
+	})
+	if st.InboxWaits != 1 {
+		t.Errorf("InboxWaits = %d, want 1: only the first frame to find the inbox full waits", st.InboxWaits)
+	}
+	for i := range size {
+		if p := recvOne(t, b); string(p.Payload) != fmt.Sprintf("f%04d", i) {
+			t.Fatalf("frame %d = %q", i, p.Payload)
+		}
+	}
+	wait(t, waiting, "the first wait")
+
+	more := helloFrames("127.0.0.1:1", 100, size+1)[len(transport.HelloFrame("127.0.0.1:1")):]
+	write(t, c, more)
+	wait(t, waiting, "a frame of the second burst to wait")
+	for i := range size + 1 {
+		if p := recvOne(t, b); string(p.Payload) != fmt.Sprintf("f%04d", 100+i) {
+			t.Fatalf("frame %d of the second burst = %q", i, p.Payload)
+		}
+	}
+	if st := b.Stats(); st.Dropped != burst-size || st.InboxWaits != 2 {
+		t.Errorf("stats = %+v, want %d dropped and 2 waits", st, burst-size)
+	}
+}
+
+// TestTCPInboxWaitNoWait: WithInboxWait(0) drops a frame that finds the
+// inbox full at once.
+func TestTCPInboxWaitNoWait(t *testing.T) {
+	const size, burst = 4, 10 // no queue: the channel is the whole inbox
+	b := listen(t, transport.WithInboxSize(size), transport.WithInboxWait(0))
+	c := rawDial(t, b.Addr())
+	write(t, c, helloFrames("127.0.0.1:1", 0, burst))
+	st := pollStats(t, b, "the overflow to be dropped", func(st transport.TCPStats) bool {
+		return st.FramesReceived == burst && st.Dropped == burst-size
+	})
+	if st.InboxWaits != 0 {
+		t.Errorf("InboxWaits = %d, want 0", st.InboxWaits)
+	}
+}
+
+// TestTCPCloseWhileReaderWaits: Close ends a reader's wait for room at
+// once; goleak (TestMain) checks that no goroutine is left behind.
+func TestTCPCloseWhileReaderWaits(t *testing.T) {
+	for _, size := range []int{4, 40} { // without and with a queue
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			waiting, hook := inboxWaits()
+			b, err := transport.ListenTCP("127.0.0.1:0", transport.WithLogger(testLogger(t)),
+				transport.WithInboxSize(size), transport.WithInboxWait(time.Hour), hook)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := rawDial(t, b.Addr())
+			write(t, c, helloFrames("127.0.0.1:1", 0, 2*size))
+			wait(t, waiting, "the reader to wait for room")
+			closed := make(chan error, 1)
+			go func() { closed <- b.Close() }()
+			if err := wait(t, closed, "Close with a reader waiting"); err != nil {
+				t.Fatal(err)
+			}
+			if st := b.Stats(); st.Dropped == 0 {
+				t.Errorf("stats after Close = %+v, want the waiting frame dropped", st)
+			}
+			expectClosed(t, c)
+		})
+	}
+}
+
+// TestTCPInboxFairShare: a connection that floods the inbox cannot starve
+// another. The flooder fills the inbox and waits; the frames of a second
+// connection then get the room that frees ahead of the flooder's, which
+// waited first, as long as the flooder holds more than its share of the
+// queue (half of it, with two connections).
+func TestTCPInboxFairShare(t *testing.T) {
+	const size, honest = 80, 20 // 16 in the channel, 64 queued; 20 < 64/2
+	const floodFrom, honestFrom = "127.0.0.1:1", "127.0.0.1:2"
+	waiting, hook := inboxWaits()
+	b := listen(t, transport.WithInboxSize(size), transport.WithInboxWait(time.Hour), hook)
+	waitFor := func(from string) {
+		t.Helper()
+		for got := ""; got != from; {
+			got = wait(t, waiting, from+" to wait for room")
+		}
+	}
+	flooder := rawDial(t, b.Addr())
+	write(t, flooder, helloFrames(floodFrom, 0, 1000))
+	waitFor(floodFrom)
+	other := rawDial(t, b.Addr())
+	write(t, other, helloFrames(honestFrom, 0, honest))
+	waitFor(honestFrom)
+	// Both wait, the flooder first. Each frame taken frees room for one:
+	// take one at a time, letting the other connection wait again, until
+	// it has had room for every frame.
+	var order []string
+	for range honest - 1 {
+		order = append(order, recvOne(t, b).From)
+		waitFor(honestFrom)
+	}
+	for n := 0; n < honest; {
+		p := recvOne(t, b)
+		order = append(order, p.From)
+		if p.From == honestFrom {
+			if want := fmt.Sprintf("f%04d", n); string(p.Payload) != want {
+				t.Fatalf("got %q from %s, want %q", p.Payload, honestFrom, want)
+			}
+			n++
+		}
+	}
+	// Only the frames the inbox held when the other connection came are
+	// the flooder's; every frame after them is the other's.
+	if flood := len(order) - honest; flood != size {
+		t.Errorf("%d flooder frames delivered before the other connection's %d, want the %d the inbox held", flood, honest, size)
+	}
+	if st := b.Stats(); st.Dropped != 0 {
+		t.Errorf("Dropped = %d, want 0", st.Dropped)
+	}
+}
+
+// TestTCPIdleLinksHoldNoWriter: once its frames are written, an outbound
+// link keeps its connection but no goroutine; only the receiving end's
+// reader remains.
+func TestTCPIdleLinksHoldNoWriter(t *testing.T) {
+	const links = 10
+	a := listen(t)
+	dsts := make([]*transport.TCP, links)
+	for i := range dsts {
+		dsts[i] = listen(t)
+	}
+	before := runtime.NumGoroutine() // the accept loops, and anything else running
+	for _, d := range dsts {
+		if err := a.Send(context.Background(), d.Addr(), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range dsts {
+		recvOne(t, d)
+	}
+	// A reader per link, and no writer: the count must fall to that (it
+	// may fall lower if goroutines of an earlier test end meanwhile).
+	want := before + links
+	deadline := time.Now().Add(guard)
+	for runtime.NumGoroutine() > want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines, want at most %d", runtime.NumGoroutine(), want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// The idle links still carry frames, on the same connections.
+	for _, d := range dsts {
+		if err := a.Send(context.Background(), d.Addr(), []byte("y")); err != nil {
+			t.Fatal(err)
+		}
+		if p := recvOne(t, d); string(p.Payload) != "y" {
+			t.Fatalf("got %q", p.Payload)
+		}
+	}
+	if st := a.Stats(); st.Dropped != 0 {
+		t.Errorf("Dropped = %d", st.Dropped)
 	}
 }

@@ -1,0 +1,14 @@
+//go:build !unix
+
+package transport
+
+import "net"
+
+// peerCloseDetected says that peerGone does not work on this system.
+const peerCloseDetected = false
+
+// peerGone would report whether the peer of an outbound connection has
+// closed it. Without a non-blocking peek on this system it reports false:
+// a batch written to a connection the peer has closed may then be lost,
+// and the write that fails after it redials.
+func peerGone(net.Conn) bool { return false }

@@ -1,0 +1,150 @@
+package transport
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// readBufSize sizes the read buffers that inbound connections borrow.
+const readBufSize = 16 << 10
+
+// readBufs holds the read buffers. A connection holds one only while data
+// it has read is still buffered, never while it waits for a new frame: a
+// buffer owned per connection pinned readBufSize bytes for its whole life,
+// idle or not.
+var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
+
+// frameReader reads length-prefixed frames from an inbound connection. It
+// parses what readFrame parses, with the same errors, but buffers like a
+// bufio.Reader whose buffer is borrowed from a pool only while data is
+// buffered:
+//
+//   - With nothing buffered, the next frame's header is read straight
+//     into hdr. That is where an idle connection waits, holding no buffer.
+//   - A payload not already buffered is read into a borrowed buffer,
+//     which also reads ahead whatever else has arrived, or straight into
+//     the payload when it is at least a buffer long.
+//   - The buffer goes back to the pool as soon as it is drained.
+//
+// Compared with a bufio.Reader, a connection that goes quiet between
+// frames pays one extra small read per burst: the header that ends the
+// wait. next runs on the connection's long-lived goroutine, one per
+// inbound connection; it is kept shallow so that goroutine's stack stays
+// at the 2 KiB minimum (see TCP.receive).
+type frameReader struct {
+	src  io.Reader
+	buf  *[]byte // borrowed from readBufs; nil while nothing is buffered
+	r, w int     // (*buf)[r:w] is buffered
+	hdr  [headerLen]byte
+	// ready, if set, is called before each read from src, which may
+	// wait: the connection is idle from then until the read returns.
+	ready func()
+}
+
+// next reads one frame and returns its payload, which the caller owns.
+// The length is checked against limit before anything is allocated. A
+// clean end of stream before a header returns io.EOF; an end inside a
+// frame returns io.ErrUnexpectedEOF.
+func (fr *frameReader) next(limit int) ([]byte, error) {
+	var n uint32
+	if fr.w-fr.r >= headerLen {
+		n = binary.BigEndian.Uint32((*fr.buf)[fr.r:])
+		fr.r += headerLen
+	} else {
+		if err := fr.readHeader(); err != nil {
+			return nil, err
+		}
+		n = binary.BigEndian.Uint32(fr.hdr[:])
+	}
+	if limit < 0 || uint64(n) > uint64(limit) {
+		return nil, errTooLarge(n, limit)
+	}
+	p := make([]byte, n)
+	k := fr.take(p)
+	for k < len(p) {
+		m, err := fr.fill(p[k:])
+		k += m
+		if err != nil && k < len(p) {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// errTooLarge is out of line to keep next's frame small.
+//
+//go:noinline
+func errTooLarge(n uint32, limit int) error {
+	return fmt.Errorf("transport: frame of %d bytes over limit of %d: %w", n, limit, ErrFrameTooLarge)
+}
+
+// readHeader reads a header into hdr: first what is buffered, then,
+// holding no buffer, straight from src.
+func (fr *frameReader) readHeader() error {
+	k := 0
+	if fr.buf != nil {
+		k = copy(fr.hdr[:], (*fr.buf)[fr.r:fr.w])
+		fr.release()
+	}
+	for k < headerLen {
+		if fr.ready != nil {
+			fr.ready()
+		}
+		m, err := fr.src.Read(fr.hdr[k:])
+		k += m
+		if err != nil && k < headerLen {
+			if k > 0 && errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// take copies what is buffered into p and returns how many bytes it
+// copied, releasing the buffer if that drains it.
+func (fr *frameReader) take(p []byte) int {
+	if fr.buf == nil {
+		return 0
+	}
+	k := copy(p, (*fr.buf)[fr.r:fr.w])
+	fr.r += k
+	if fr.r == fr.w {
+		fr.release()
+	}
+	return k
+}
+
+// fill reads more of a payload into p, which is not buffered: straight
+// into p when it is at least a buffer long, otherwise into a borrowed
+// buffer, reading ahead. It returns how many bytes of p it filled.
+func (fr *frameReader) fill(p []byte) (int, error) {
+	if fr.ready != nil {
+		fr.ready()
+	}
+	if len(p) >= readBufSize {
+		return fr.src.Read(p)
+	}
+	if fr.buf == nil {
+		fr.buf = readBufs.Get().(*[]byte)
+	}
+	m, err := fr.src.Read(*fr.buf)
+	fr.r, fr.w = 0, max(m, 0)
+	return fr.take(p), err
+}
+
+// release returns the buffer to the pool, discarding anything buffered.
+func (fr *frameReader) release() {
+	if fr.buf != nil {
+		readBufs.Put(fr.buf)
+		fr.buf = nil
+	}
+	fr.r, fr.w = 0, 0
+}

@@ -1,0 +1,123 @@
+package transport
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"testing"
+)
+
+// chunkReader returns data in reads of the sizes given in turn (cycling),
+// like a socket delivering segments.
+type chunkReader struct {
+	data  []byte
+	sizes []int
+	i     int
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	n := len(c.data)
+	if len(c.sizes) > 0 {
+		n = max(1, c.sizes[c.i%len(c.sizes)])
+		c.i++
+	}
+	n = min(n, len(p), len(c.data))
+	copy(p, c.data[:n])
+	c.data = c.data[n:]
+	return n, nil
+}
+
+// sameError reports whether frameReader's error matches readFrame's.
+func sameError(got, want error) bool {
+	if want == nil || got == nil {
+		return want == got
+	}
+	for _, e := range []error{io.EOF, io.ErrUnexpectedEOF, ErrFrameTooLarge} {
+		if errors.Is(want, e) {
+			return errors.Is(got, e)
+		}
+	}
+	return got != nil
+}
+
+// FuzzFrameReader checks that frameReader, whatever the reads it gets from
+// the connection, returns the frames and the error the reference parser
+// readFrame returns, and holds no buffer after a frame that ends what was
+// read.
+func FuzzFrameReader(f *testing.F) {
+	const limit = 64
+	stream := func(frames ...[]byte) []byte {
+		var b []byte
+		for _, fr := range frames {
+			b = appendFrame(b, fr)
+		}
+		return b
+	}
+	f.Add(stream([]byte("a"), []byte("payload"), nil), []byte{1})
+	f.Add(stream([]byte("a"), []byte("payload"), nil), []byte{3, 100, 2})
+	f.Add(append(stream(bytes.Repeat([]byte("x"), limit)), 0, 0, 0, limit+1), []byte{5})
+	f.Add(append(stream([]byte("ok")), 0, 0, 0, 10, 'a'), []byte{})
+	f.Add([]byte{0, 0}, []byte{1})
+	f.Add([]byte{}, []byte{})
+	f.Fuzz(func(t *testing.T, data, sizes []byte) {
+		chunks := make([]int, len(sizes))
+		for i, s := range sizes {
+			chunks[i] = int(s)
+		}
+		fr := &frameReader{src: &chunkReader{data: data, sizes: chunks}}
+		ref := bytes.NewReader(data)
+		hdr := new([headerLen]byte)
+		for {
+			want, wantErr := readFrame(ref, hdr, limit)
+			got, err := fr.next(limit)
+			if !sameError(err, wantErr) {
+				t.Fatalf("next() error %v, readFrame error %v", err, wantErr)
+			}
+			if wantErr != nil {
+				return
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("next() = %q, readFrame = %q", got, want)
+			}
+			if fr.buf != nil && fr.r == fr.w {
+				t.Fatal("frameReader holds a drained buffer")
+			}
+		}
+	})
+}
+
+// TestFrameReaderBuffers checks when frameReader holds a buffer: never
+// while waiting for a header with nothing buffered, and only while read
+// ahead data is buffered.
+func TestFrameReaderBuffers(t *testing.T) {
+	var b []byte
+	for _, p := range []string{"one", "two", "three"} {
+		b = appendFrame(b, []byte(p))
+	}
+	fr := &frameReader{src: &chunkReader{data: b}} // one read returns everything
+	for i, want := range []string{"one", "two", "three"} {
+		p, err := fr.next(100)
+		if err != nil || string(p) != want {
+			t.Fatalf("frame %d = %q, %v; want %q", i, p, err, want)
+		}
+		if held := fr.buf != nil; held != (i < 2) {
+			t.Fatalf("after frame %d: holding a buffer = %v, want %v", i, held, i < 2)
+		}
+	}
+	if _, err := fr.next(100); err != io.EOF {
+		t.Fatalf("at the end: %v, want io.EOF", err)
+	}
+
+	// A payload of at least a buffer is read straight into the frame.
+	big := bytes.Repeat([]byte{7}, readBufSize+1)
+	fr = &frameReader{src: &chunkReader{data: appendFrame(nil, big), sizes: []int{headerLen, readBufSize + 1}}}
+	if p, err := fr.next(len(big)); err != nil || !bytes.Equal(p, big) {
+		t.Fatalf("big frame: %d bytes, %v", len(p), err)
+	}
+	if fr.buf != nil {
+		t.Fatal("a direct read left a buffer held")
+	}
+}
