@@ -122,7 +122,10 @@ func (n *node) run(ctx context.Context) error {
 	}
 	d := newDispatcher(n.cfg.onEvent)
 	var g errgroup.Group
-	g.Go(func() error { d.run(); return nil })
+	if d.fn != nil {
+		// Without a handler push drops events, so no goroutine is needed.
+		g.Go(func() error { d.run(); return nil })
+	}
 	g.Go(func() error {
 		defer d.close()
 		defer close(n.done)
