@@ -104,8 +104,12 @@ type peerState struct {
 	shunned     map[string]time.Time // silent peers not to dial again until
 
 	// Lazy push (WithLazyPush).
-	missing   map[msgID]*missing
-	nextFlush time.Time // zero when no announcement is queued
+	missing map[msgID]*missing
+	// missingDue is no later than the earliest deadline in missing (zero
+	// when it is empty); it may be earlier after a message arrives, which
+	// costs one early tick, never a late one.
+	missingDue time.Time
+	nextFlush  time.Time // zero when no announcement is queued
 
 	nextGossip, nextLiveness, nextMaintain, nextRefresh time.Time
 	stopped                                             bool
@@ -791,6 +795,9 @@ func (s *peerState) noteMissing(from string, ids []uint64, deadline time.Time) {
 			}
 			ms = &missing{deadline: deadline}
 			s.missing[id] = ms
+			if s.missingDue.IsZero() || deadline.Before(s.missingDue) {
+				s.missingDue = deadline
+			}
 		}
 		if len(ms.from) < 8 && !slices.Contains(ms.from, from) {
 			ms.from = append(ms.from, from)
@@ -808,9 +815,16 @@ func (s *peerState) tickMissing(now time.Time) {
 			s.flushIHave(a)
 		}
 	}
+	if s.missingDue.IsZero() || now.Before(s.missingDue) {
+		return
+	}
+	var due time.Time
 	grafts := map[string][]uint64{}
 	for id, ms := range s.missing {
 		if now.Before(ms.deadline) {
+			if due.IsZero() || ms.deadline.Before(due) {
+				due = ms.deadline
+			}
 			continue
 		}
 		if ms.tries >= len(ms.from) || ms.tries >= 3 {
@@ -820,6 +834,9 @@ func (s *peerState) tickMissing(now time.Time) {
 		a := ms.from[ms.tries]
 		ms.tries++
 		ms.deadline = now.Add(s.cfg.graftTimeout)
+		if due.IsZero() || ms.deadline.Before(due) {
+			due = ms.deadline
+		}
 		if nb, ok := s.nbrs[a]; ok {
 			if s.cfg.lazy {
 				nb.lazy = false
@@ -827,6 +844,7 @@ func (s *peerState) tickMissing(now time.Time) {
 			grafts[a] = append(grafts[a], uint64(id))
 		}
 	}
+	s.missingDue = due
 	k := kindWant
 	if s.cfg.lazy {
 		k = kindGraft
@@ -1174,9 +1192,7 @@ func (s *peerState) next() time.Time {
 	earliest(s.nextRetry)
 	earliest(s.nextAE)
 	earliest(s.nextFlush)
-	for _, ms := range s.missing {
-		earliest(ms.deadline)
-	}
+	earliest(s.missingDue)
 	earliest(s.retryAt)
 	for _, l := range s.links {
 		if l.state == seedPending {
