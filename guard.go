@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Reputation weights: what one observation adds to a remote node's score.
@@ -28,35 +30,10 @@ type repEntry struct {
 	score       float64
 	at          time.Time // when score was last decayed
 	bannedUntil time.Time
-	frames      bucket // frames per second from this source
-	bytes       bucket // bytes per second from this source
-}
-
-// bucket is a token bucket, kept inline in repEntry: a pair of
-// rate.Limiters cost two allocations and about 160 bytes per tracked
-// source, most of which (every dead-node reporter's) never use them.
-type bucket struct {
-	tokens float64
-	last   time.Time // when tokens was last brought up to date
-}
-
-// allow takes n tokens and reports whether there were that many. Tokens
-// accrue at rate per second up to burst, and start full. Like
-// rate.Limiter.AllowN, it takes nothing when it reports false, and time
-// going backwards adds nothing.
-func (b *bucket) allow(now time.Time, n, rate, burst float64) bool {
-	switch {
-	case b.last.IsZero():
-		b.tokens, b.last = burst, now
-	case now.After(b.last):
-		b.tokens = min(burst, b.tokens+now.Sub(b.last).Seconds()*rate)
-		b.last = now
-	}
-	if n > b.tokens {
-		return false
-	}
-	b.tokens -= n
-	return true
+	// Per-source token buckets, made on the first frame admitted from
+	// the source: a dead-node reporter's entry never needs them.
+	limiter *rate.Limiter // frames per second from this source
+	bytes   *rate.Limiter // bytes per second from this source
 }
 
 // reputation scores remote nodes from observed behaviour and enforces
@@ -114,9 +91,11 @@ func (r *reputation) admit(addr string, size int, now time.Time) bool {
 	if now.Before(e.bannedUntil) {
 		return false
 	}
-	cfg := r.cfg
-	if !e.frames.allow(now, 1, cfg.frameRate, float64(cfg.frameBurst)) ||
-		!e.bytes.allow(now, float64(size), cfg.byteRate, float64(cfg.byteBurst)) {
+	if e.limiter == nil {
+		e.limiter = rate.NewLimiter(rate.Limit(r.cfg.frameRate), r.cfg.frameBurst)
+		e.bytes = rate.NewLimiter(rate.Limit(r.cfg.byteRate), r.cfg.byteBurst)
+	}
+	if !e.limiter.AllowN(now, 1) || !e.bytes.AllowN(now, size) {
 		r.add(addr, penaltyRate, now)
 		return false
 	}
