@@ -45,6 +45,9 @@ type neighbor struct {
 }
 
 // missing is a message this peer heard of (lazy push) but has not received.
+// maxRequestTries bounds the grafts (or wants) sent for one missing message.
+const maxRequestTries = 3
+
 type missing struct {
 	from     []string // neighbours that announced it, in order
 	deadline time.Time
@@ -827,11 +830,13 @@ func (s *peerState) tickMissing(now time.Time) {
 			}
 			continue
 		}
-		if ms.tries >= len(ms.from) || ms.tries >= 3 {
+		if ms.tries >= maxRequestTries {
 			delete(s.missing, id) // anti-entropy remains the last resort
 			continue
 		}
-		a := ms.from[ms.tries]
+		// Round robin over the announcers: with one announcer, a lost
+		// graft or reply is retried instead of waiting for anti-entropy.
+		a := ms.from[ms.tries%len(ms.from)]
 		ms.tries++
 		ms.deadline = now.Add(s.cfg.graftTimeout)
 		if due.IsZero() || ms.deadline.Before(due) {
