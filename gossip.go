@@ -354,6 +354,18 @@ const (
 	DefaultPoWDifficulty    = 18 // about 65-90 ms of one core here
 )
 
+// MaxDegreeLimit is the largest value WithMinDegree and WithMaxDegree
+// accept.
+const MaxDegreeLimit = 1024
+
+// Upper bounds of the other integer options.
+const (
+	maxMessages     = 1 << 20
+	maxPayloadLimit = 1 << 30
+	maxRate         = 1 << 30 // frames or messages per second
+	maxByteRate     = 1 << 40
+)
+
 func newConfig(opts []Option) (*config, error) {
 	c := &config{
 		logger:           slog.Default().With("component", "gossip"),
@@ -441,10 +453,13 @@ func durationOpt(name string, d time.Duration, set func(*config, time.Duration))
 	}
 }
 
-func intOpt(name string, n, min int, set func(*config, int)) Option {
+// intOpt checks n against [min, max]. Every integer option has an upper
+// bound too: a huge value would otherwise overflow a derived burst or make
+// a loop over the range run for ever.
+func intOpt(name string, n, min, max int, set func(*config, int)) Option {
 	return func(c *config) error {
-		if n < min {
-			return fmt.Errorf("%w: %s must be at least %d, got %d", ErrBadOption, name, min, n)
+		if n < min || n > max {
+			return fmt.Errorf("%w: %s must be in [%d, %d], got %d", ErrBadOption, name, min, max, n)
 		}
 		set(c, n)
 		return nil
@@ -502,7 +517,7 @@ func WithRandSeed(seed uint64) Option {
 // gossip interval once it has neighbours (default 10; 0 leaves only
 // Broadcast).
 func WithMessages(n int) Option {
-	return intOpt("messages", n, 0, func(c *config, v int) { c.messages = v })
+	return intOpt("messages", n, 0, maxMessages, func(c *config, v int) { c.messages = v })
 }
 
 // WithMessageFunc sets how a peer builds the text of its seq-th spec
@@ -533,20 +548,21 @@ func WithLivenessInterval(d time.Duration) Option {
 // WithMaxMisses sets how many consecutive unanswered liveness requests make
 // a neighbour dead (default 3).
 func WithMaxMisses(n int) Option {
-	return intOpt("max misses", n, 1, func(c *config, v int) { c.maxMisses = v })
+	return intOpt("max misses", n, 1, 1000, func(c *config, v int) { c.maxMisses = v })
 }
 
 // WithMinDegree sets the number of neighbours a peer keeps at least, while
 // enough peers are known (default 2, so that no single failure isolates a
-// peer).
+// peer; at most MaxDegreeLimit).
 func WithMinDegree(n int) Option {
-	return intOpt("min degree", n, 1, func(c *config, v int) { c.minDegree = v })
+	return intOpt("min degree", n, 1, MaxDegreeLimit, func(c *config, v int) { c.minDegree = v })
 }
 
 // WithMaxDegree caps a peer's neighbours, inbound and outbound together
-// (default 32). A peer at the cap refuses new neighbours.
+// (default 32, at most MaxDegreeLimit). A peer at the cap refuses new
+// neighbours.
 func WithMaxDegree(n int) Option {
-	return intOpt("max degree", n, 1, func(c *config, v int) { c.maxDegree = v })
+	return intOpt("max degree", n, 1, MaxDegreeLimit, func(c *config, v int) { c.maxDegree = v })
 }
 
 // WithDegreeExponent sets γ of the power law P(k) ∝ k^-γ from which a peer
@@ -663,8 +679,8 @@ func WithRefreshInterval(d time.Duration) Option {
 // time a message takes to cross the network.
 func WithSeenSet(size int, ttl time.Duration) Option {
 	return func(c *config) error {
-		if size < 1 || ttl <= 0 {
-			return fmt.Errorf("%w: seen set needs size >= 1 and ttl > 0, got %d, %v", ErrBadOption, size, ttl)
+		if size < 1 || size > 1<<24 || ttl <= 0 {
+			return fmt.Errorf("%w: seen set needs size in [1, %d] and ttl > 0, got %d, %v", ErrBadOption, 1<<24, size, ttl)
 		}
 		c.seenSize, c.seenTTL = size, ttl
 		return nil
@@ -674,13 +690,13 @@ func WithSeenSet(size int, ttl time.Duration) Option {
 // WithMaxPayload caps the payload of a gossip message, originated or
 // relayed (default 64 KiB).
 func WithMaxPayload(n int) Option {
-	return intOpt("max payload", n, 1, func(c *config, v int) { c.maxPayload = v })
+	return intOpt("max payload", n, 1, maxPayloadLimit, func(c *config, v int) { c.maxPayload = v })
 }
 
 // WithMaxHops sets how many links a gossip message may cross; a message
 // arriving with more is dropped (default 64).
 func WithMaxHops(n int) Option {
-	return intOpt("max hops", n, 1, func(c *config, v int) { c.maxHops = v })
+	return intOpt("max hops", n, 1, 1<<16, func(c *config, v int) { c.maxHops = v })
 }
 
 // WithProbe sets how a seed checks a peer reported dead: it sends up to
@@ -689,8 +705,8 @@ func WithMaxHops(n int) Option {
 // of 2s).
 func WithProbe(attempts int, timeout time.Duration) Option {
 	return func(c *config) error {
-		if attempts < 1 || timeout <= 0 {
-			return fmt.Errorf("%w: probe needs attempts >= 1 and timeout > 0, got %d, %v", ErrBadOption, attempts, timeout)
+		if attempts < 1 || attempts > 100 || timeout <= 0 {
+			return fmt.Errorf("%w: probe needs attempts in [1, 100] and timeout > 0, got %d, %v", ErrBadOption, attempts, timeout)
 		}
 		c.probeAttempts, c.probeTimeout = attempts, timeout
 		return nil
@@ -700,7 +716,7 @@ func WithProbe(attempts int, timeout time.Duration) Option {
 // WithPeerListLimit caps how many peers a seed returns in one peer list; a
 // longer list is sampled at random (default 512).
 func WithPeerListLimit(n int) Option {
-	return intOpt("peer list limit", n, 1, func(c *config, v int) { c.peerListLimit = v })
+	return intOpt("peer list limit", n, 1, 1<<16, func(c *config, v int) { c.peerListLimit = v })
 }
 
 // WithPersistFile makes a seed keep its peer list in the file at path: it
@@ -725,8 +741,9 @@ func WithPersistFile(path string) Option {
 // frame over a limit is dropped and costs the source reputation.
 func WithRateLimit(framesPerSec, bytesPerSec int) Option {
 	return func(c *config) error {
-		if framesPerSec < 1 || bytesPerSec < 1 {
-			return fmt.Errorf("%w: rate limits must be positive, got %d frames/s, %d bytes/s", ErrBadOption, framesPerSec, bytesPerSec)
+		if framesPerSec < 1 || bytesPerSec < 1 || framesPerSec > maxRate || bytesPerSec > maxByteRate {
+			return fmt.Errorf("%w: rate limits must be in [1, %d] frames/s and [1, %d] bytes/s, got %d, %d",
+				ErrBadOption, maxRate, maxByteRate, framesPerSec, bytesPerSec)
 		}
 		c.frameRate, c.frameBurst = float64(framesPerSec), 2*framesPerSec
 		c.byteRate, c.byteBurst = float64(bytesPerSec), 2*bytesPerSec
@@ -740,7 +757,7 @@ func WithRateLimit(framesPerSec, bytesPerSec int) Option {
 // reputation. Applications that broadcast faster must raise it on every
 // peer.
 func WithOriginRate(msgsPerSec int) Option {
-	return intOpt("origin rate", msgsPerSec, 1, func(c *config, v int) {
+	return intOpt("origin rate", msgsPerSec, 1, maxRate, func(c *config, v int) {
 		c.originRate, c.originBurst = float64(v), 2*v
 	})
 }
@@ -767,8 +784,9 @@ func WithReputation(halfLife time.Duration, threshold float64, banFor time.Durat
 // of one group (default 8).
 func WithAddressGroups(prefix, perSeed, inboundPerPeer int) Option {
 	return func(c *config) error {
-		if prefix < 8 || prefix > 32 || perSeed < 1 || inboundPerPeer < 1 {
-			return fmt.Errorf("%w: address groups need prefix in [8, 32] and positive limits", ErrBadOption)
+		if prefix < 8 || prefix > 32 || perSeed < 1 || inboundPerPeer < 1 || perSeed > 1<<24 || inboundPerPeer > MaxDegreeLimit {
+			return fmt.Errorf("%w: address groups need prefix in [8, 32], perSeed in [1, %d], inboundPerPeer in [1, %d]",
+				ErrBadOption, 1<<24, MaxDegreeLimit)
 		}
 		c.groupPrefix, c.groupLimit, c.inboundPerGroup = prefix, perSeed, inboundPerPeer
 		return nil
@@ -783,7 +801,7 @@ func WithAddressGroups(prefix, perSeed, inboundPerPeer int) Option {
 // (default 1 minute, 5 messages; a zero window disables the check).
 func WithSilenceCheck(window time.Duration, minNew int) Option {
 	return func(c *config) error {
-		if window < 0 || minNew < 1 {
+		if window < 0 || minNew < 1 || minNew > 1<<20 {
 			return fmt.Errorf("%w: silence check needs window >= 0 and minNew >= 1", ErrBadOption)
 		}
 		c.silenceWindow, c.silenceMin = window, minNew
@@ -863,7 +881,7 @@ func WithLazyPush(flush, graftTimeout time.Duration) Option {
 // WithMaxPeers caps how many peers a seed keeps registered; further
 // registrations are refused (default 100000).
 func WithMaxPeers(n int) Option {
-	return intOpt("max peers", n, 1, func(c *config, v int) { c.maxPeers = v })
+	return intOpt("max peers", n, 1, 1<<24, func(c *config, v int) { c.maxPeers = v })
 }
 
 // ensureIdentity generates the node's key unless WithIdentity gave one.

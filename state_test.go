@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -399,6 +400,11 @@ func TestOptionValidation(t *testing.T) {
 		WithProbe(0, time.Second), WithPeerListLimit(0), WithMaxPeers(0), WithMessages(-1),
 		WithLogger(nil), WithCodec(nil), WithMessageFunc(nil), WithMaxHops(0),
 		WithRefreshInterval(0), WithMaintainInterval(0),
+		// Upper bounds: a huge degree made drawTarget loop for ever, a
+		// huge rate overflowed its burst.
+		WithMaxDegree(math.MaxInt), WithMinDegree(MaxDegreeLimit + 1), WithRateLimit(math.MaxInt, 1),
+		WithRateLimit(1, math.MaxInt), WithOriginRate(math.MaxInt), WithSeenSet(math.MaxInt, time.Second),
+		WithMessages(math.MaxInt), WithProbe(math.MaxInt, time.Second), WithMaxPayload(math.MaxInt),
 	}
 	for i, o := range bad {
 		if _, err := newConfig([]Option{o}); err == nil {
