@@ -149,6 +149,7 @@ func (k EventKind) String() string {
 // depends on Kind (see the EventKind constants). An Event is a copy: the
 // handler owns it, including Payload and Peers.
 type Event struct {
+	// Kind says what happened and so which fields are set.
 	Kind EventKind
 	// Time is the local time at which the node acted.
 	Time time.Time
@@ -316,42 +317,84 @@ type config struct {
 
 // Defaults. Each With* option documents the one it overrides.
 const (
-	DefaultMessages         = 10
-	DefaultGossipInterval   = 5 * time.Second
+	// DefaultMessages is how many spec messages a peer originates.
+	DefaultMessages = 10
+	// DefaultGossipInterval is the period between a peer's spec messages.
+	DefaultGossipInterval = 5 * time.Second
+	// DefaultLivenessInterval is the period of liveness requests.
 	DefaultLivenessInterval = 13 * time.Second
-	DefaultMaxMisses        = 3
-	DefaultMinDegree        = 2
-	DefaultMaxDegree        = 32
-	DefaultDegreeExponent   = 2.5
-	DefaultRegisterTimeout  = 2 * time.Second
-	DefaultRetryMin         = 1 * time.Second
-	DefaultRetryMax         = 30 * time.Second
-	DefaultConnectTimeout   = 2 * time.Second
+	// DefaultMaxMisses is how many consecutive unanswered liveness
+	// requests make a neighbour dead.
+	DefaultMaxMisses = 3
+	// DefaultMinDegree is the number of neighbours a peer keeps at least.
+	DefaultMinDegree = 2
+	// DefaultMaxDegree caps a peer's neighbours.
+	DefaultMaxDegree = 32
+	// DefaultDegreeExponent is γ of the power law of dialled degrees.
+	DefaultDegreeExponent = 2.5
+	// DefaultRegisterTimeout is how long a peer waits for one seed.
+	DefaultRegisterTimeout = 2 * time.Second
+	// DefaultRetryMin is the first backoff after a failed registration round.
+	DefaultRetryMin = 1 * time.Second
+	// DefaultRetryMax caps the registration backoff.
+	DefaultRetryMax = 30 * time.Second
+	// DefaultConnectTimeout is how long a peer waits for a neighbour link.
+	DefaultConnectTimeout = 2 * time.Second
+	// DefaultMaintainInterval is how often a peer short of neighbours asks
+	// its seeds for candidates.
 	DefaultMaintainInterval = 10 * time.Second
-	DefaultRefreshInterval  = 60 * time.Second
-	DefaultSeenSize         = 100_000
-	DefaultSeenTTL          = 10 * time.Minute
-	DefaultMaxPayload       = 64 << 10
-	DefaultMaxHops          = 64
-	DefaultAntiEntropy      = 20 * time.Second
-	DefaultCacheSize        = 1024
-	DefaultCacheTTL         = 5 * time.Minute
-	DefaultProbeTimeout     = 2 * time.Second
-	DefaultProbeAttempts    = 3
-	DefaultPeerListLimit    = 512
-	DefaultMaxPeers         = 100_000
-	DefaultFrameRate        = 2000     // frames per second from one source
-	DefaultByteRate         = 16 << 20 // bytes per second from one source
-	DefaultOriginRate       = 100      // new messages per second from one origin
-	DefaultHalfLife         = 5 * time.Minute
-	DefaultBanThreshold     = -100
-	DefaultBanDuration      = 10 * time.Minute
-	DefaultGroupPrefix      = 24
-	DefaultGroupLimit       = 16
-	DefaultInboundPerGroup  = 8
-	DefaultReportRate       = 1 // dead-node reports per second from one reporter
-	DefaultSilenceWindow    = time.Minute
-	DefaultPoWDifficulty    = 18 // about 65-90 ms of one core here
+	// DefaultRefreshInterval is how often a peer renews its registrations.
+	DefaultRefreshInterval = 60 * time.Second
+	// DefaultSeenSize bounds the seen-set's entries.
+	DefaultSeenSize = 100_000
+	// DefaultSeenTTL is how long a seen-set entry is kept.
+	DefaultSeenTTL = 10 * time.Minute
+	// DefaultMaxPayload caps a gossip message's payload.
+	DefaultMaxPayload = 64 << 10
+	// DefaultMaxHops caps the links a gossip message may cross.
+	DefaultMaxHops = 64
+	// DefaultAntiEntropy is the period of digest exchanges with a random
+	// neighbour.
+	DefaultAntiEntropy = 20 * time.Second
+	// DefaultCacheSize bounds the recent messages kept for anti-entropy.
+	DefaultCacheSize = 1024
+	// DefaultCacheTTL is how long a message stays in that cache.
+	DefaultCacheTTL = 5 * time.Minute
+	// DefaultProbeTimeout is how long a seed waits for one probe's answer.
+	DefaultProbeTimeout = 2 * time.Second
+	// DefaultProbeAttempts is how many probes a seed sends a reported peer.
+	DefaultProbeAttempts = 3
+	// DefaultPeerListLimit caps the entries of one peer list.
+	DefaultPeerListLimit = 512
+	// DefaultMaxPeers caps a seed's registered peers.
+	DefaultMaxPeers = 100_000
+	// DefaultFrameRate is the frames per second accepted from one source.
+	DefaultFrameRate = 2000
+	// DefaultByteRate is the bytes per second accepted from one source.
+	DefaultByteRate = 16 << 20
+	// DefaultOriginRate is the new messages per second accepted from one
+	// origin.
+	DefaultOriginRate = 100
+	// DefaultHalfLife is the half-life of reputation scores.
+	DefaultHalfLife = 5 * time.Minute
+	// DefaultBanThreshold is the score at which a node is banned.
+	DefaultBanThreshold = -100
+	// DefaultBanDuration is how long a ban lasts.
+	DefaultBanDuration = 10 * time.Minute
+	// DefaultGroupPrefix is the IPv4 prefix length of an address group.
+	DefaultGroupPrefix = 24
+	// DefaultGroupLimit caps a seed's registrations per address group.
+	DefaultGroupLimit = 16
+	// DefaultInboundPerGroup caps a peer's inbound neighbours per group.
+	DefaultInboundPerGroup = 8
+	// DefaultReportRate is the dead-node reports per second a seed takes
+	// from one reporter.
+	DefaultReportRate = 1
+	// DefaultSilenceWindow is the window of the silent-neighbour check.
+	DefaultSilenceWindow = time.Minute
+	// DefaultPoWDifficulty is the registration puzzle's difficulty in
+	// leading zero bits (about 65-90 ms of one core here).
+	DefaultPoWDifficulty = 18
 )
 
 // MaxDegreeLimit is the largest value WithMinDegree and WithMaxDegree

@@ -19,6 +19,7 @@ const DefaultConfig = "examples/config.txt"
 // typed: the program exits with status 2 for it.
 type UsageError struct{ Err error }
 
+// Error returns the underlying error's message.
 func (e *UsageError) Error() string { return e.Err.Error() }
 
 // Unwrap returns the underlying error.
