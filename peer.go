@@ -90,6 +90,9 @@ func (p *Peer) PublicKey() ed25519.PublicKey {
 	return p.n.cfg.identity.Public().(ed25519.PublicKey)
 }
 
+// ID returns the peer's identity, NodeID of its public key.
+func (p *Peer) ID() string { return NodeID(p.PublicKey()) }
+
 // Neighbors returns the current neighbours' addresses, sorted. It never
 // blocks; the caller owns the slice.
 func (p *Peer) Neighbors() []string { return slices.Clone(*p.st.view.Load()) }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -33,6 +34,17 @@ type seedLink struct {
 	deadline time.Time
 	solving  bool // a proof of work for this seed is being computed
 }
+
+// dial is a connect request in flight.
+type dial struct {
+	deadline time.Time
+	nonce    []byte // the connect's nonce, which the ack must sign
+}
+
+// maxLinkStamps bounds peerState.linkStamps. When it is full of entries
+// younger than the skew window, new inbound links wait (outbound links,
+// which this peer chooses, are unaffected).
+const maxLinkStamps = 4096
 
 type neighbor struct {
 	outbound  bool
@@ -85,9 +97,13 @@ type peerState struct {
 
 	known   map[string]int // candidate peers → degree reported by the seeds
 	nbrs    map[string]*neighbor
-	dialing map[string]time.Time // connect requests in flight → deadline
-	refused map[string]bool      // candidates that refused or timed out since the last list
-	target  int                  // outbound neighbours this peer dials
+	dialing map[string]dial // connect requests in flight
+	// linkStamps holds, per address, the stamp of the newest proven
+	// connect it sent within the skew window: an older or equal stamp is
+	// a replay.
+	linkStamps map[string]int64
+	refused    map[string]bool // candidates that refused or timed out since the last list
+	target     int             // outbound neighbours this peer dials
 
 	seen       *seenSet
 	cache      *msgCache
@@ -122,25 +138,26 @@ type peerState struct {
 
 func newPeerState(cfg *config, self string, seeds []string, ctr *peerCounters, rep *reputation) *peerState {
 	s := &peerState{
-		rep:       rep,
-		originLim: make(map[string]*rate.Limiter),
-		keys:      make(map[string][]byte),
-		pub:       cfg.identity.Public().(ed25519.PublicKey),
-		cfg:       cfg,
-		self:      self,
-		rng:       newRand(cfg),
-		log:       cfg.logger.With("node", self),
-		ctr:       ctr,
-		need:      len(seeds)/2 + 1,
-		links:     make(map[string]*seedLink, len(seeds)),
-		known:     make(map[string]int),
-		nbrs:      make(map[string]*neighbor),
-		dialing:   make(map[string]time.Time),
-		refused:   make(map[string]bool),
-		seen:      newSeenSet(cfg.seenSize, cfg.seenTTL),
-		cache:     newMsgCache(cfg.cacheSize, cfg.cacheTTL),
-		shunned:   make(map[string]time.Time),
-		missing:   make(map[msgID]*missing),
+		rep:        rep,
+		originLim:  make(map[string]*rate.Limiter),
+		keys:       make(map[string][]byte),
+		pub:        cfg.identity.Public().(ed25519.PublicKey),
+		cfg:        cfg,
+		self:       self,
+		rng:        newRand(cfg),
+		log:        cfg.logger.With("node", self),
+		ctr:        ctr,
+		need:       len(seeds)/2 + 1,
+		links:      make(map[string]*seedLink, len(seeds)),
+		known:      make(map[string]int),
+		nbrs:       make(map[string]*neighbor),
+		dialing:    make(map[string]dial),
+		linkStamps: make(map[string]int64),
+		refused:    make(map[string]bool),
+		seen:       newSeenSet(cfg.seenSize, cfg.seenTTL),
+		cache:      newMsgCache(cfg.cacheSize, cfg.cacheTTL),
+		shunned:    make(map[string]time.Time),
+		missing:    make(map[msgID]*missing),
 	}
 	s.seeds = slices.Clone(seeds)
 	s.rng.Shuffle(len(s.seeds), func(i, j int) { s.seeds[i], s.seeds[j] = s.seeds[j], s.seeds[i] })
@@ -235,13 +252,22 @@ const solveBudget = 30 * time.Second
 // linkMsg builds a connect or connect-ack to peer to, signed with this
 // peer's key over the two addresses and a timestamp, so that the receiver
 // knows it talks to the holder of the key the seeds list for this address.
-func (s *peerState) linkMsg(k kind, to string, now time.Time) *wireMsg {
+func (s *peerState) linkMsg(k kind, to string, nonce []byte, now time.Time) *wireMsg {
 	m := &wireMsg{K: k, Stamp: now.UnixNano()}
 	if s.cfg.signing {
-		m.Key = s.pub
-		m.Sig = ed25519.Sign(s.cfg.identity, linkBytes(k, s.self, to, m.Stamp))
+		m.Key, m.Nonce = s.pub, nonce
+		m.Sig = ed25519.Sign(s.cfg.identity, linkBytes(k, s.self, to, m.Stamp, nonce))
 	}
 	return m
+}
+
+// newLinkNonce draws a connect's nonce. It need not be secret: it makes
+// each connect-ack's signature unique to one dial.
+func (s *peerState) newLinkNonce() []byte {
+	b := make([]byte, linkNonceSize)
+	binary.LittleEndian.PutUint64(b, s.rng.Uint64())
+	binary.LittleEndian.PutUint64(b[8:], s.rng.Uint64())
+	return b
 }
 
 // linkProven checks a connect or connect-ack: signed by the key it carries,
@@ -260,8 +286,16 @@ func (s *peerState) linkProven(from string, m *wireMsg, now time.Time) bool {
 		why = "unsigned"
 	case now.Sub(time.Unix(0, m.Stamp)).Abs() > maxSkew:
 		why = "stale"
-	case !ed25519.Verify(m.Key, linkBytes(m.K, from, s.self, m.Stamp), m.Sig):
+	case len(m.Nonce) != linkNonceSize:
+		why = "no nonce"
+	case !ed25519.Verify(m.Key, linkBytes(m.K, from, s.self, m.Stamp, m.Nonce), m.Sig):
 		why = "bad signature"
+	case m.K == kindConnect && m.Stamp <= s.linkStamps[from]:
+		why = "replayed"
+	case m.K == kindConnectAck:
+		if d, ok := s.dialing[from]; ok && !bytes.Equal(d.nonce, m.Nonce) {
+			why = "answers another connect"
+		}
 	}
 	if why == "" && s.keys[from] != nil && !bytes.Equal(s.keys[from], m.Key) {
 		s.refreshKeys(now)
@@ -393,8 +427,8 @@ func (s *peerState) receive(from string, m *wireMsg, now time.Time) {
 			s.fill(now)
 		}
 	case kindConnect:
-		if s.linkProven(from, m, now) {
-			s.onConnect(from, now)
+		if s.linkProven(from, m, now) && s.noteLinkStamp(from, m.Stamp, now) {
+			s.onConnect(from, m.Nonce, now)
 		}
 	case kindConnectAck:
 		if s.linkProven(from, m, now) {
@@ -532,8 +566,9 @@ func (s *peerState) fill(now time.Time) {
 		used[addrGroup(cands[i], s.cfg.groupPrefix)] = true
 		a := cands[i]
 		cands = slices.Delete(cands, i, i+1)
-		s.dialing[a] = now.Add(s.cfg.connectTimeout)
-		s.fx.send(a, s.linkMsg(kindConnect, a, now))
+		nonce := s.newLinkNonce()
+		s.dialing[a] = dial{deadline: now.Add(s.cfg.connectTimeout), nonce: nonce}
+		s.fx.send(a, s.linkMsg(kindConnect, a, nonce, now))
 	}
 }
 
@@ -624,12 +659,12 @@ func (s *peerState) degreeChanged() {
 	s.linkView.Store(&links)
 }
 
-func (s *peerState) onConnect(from string, now time.Time) {
+func (s *peerState) onConnect(from string, nonce []byte, now time.Time) {
 	if s.isSeed(from) {
 		return
 	}
 	if _, ok := s.nbrs[from]; ok {
-		s.fx.send(from, s.linkMsg(kindConnectAck, from, now))
+		s.fx.send(from, s.linkMsg(kindConnectAck, from, nonce, now))
 		return
 	}
 	if !s.joined || s.degree() >= s.cfg.maxDegree {
@@ -660,7 +695,37 @@ func (s *peerState) onConnect(from string, now time.Time) {
 	// A crossing dial: its request arrived first, so it counts as inbound.
 	delete(s.dialing, from)
 	s.addNeighbor(from, false, now)
-	s.fx.send(from, s.linkMsg(kindConnectAck, from, now))
+	s.fx.send(from, s.linkMsg(kindConnectAck, from, nonce, now))
+}
+
+// noteLinkStamp records the stamp of a proven connect from addr, which
+// linkProven has checked is newer than the last one. It returns false,
+// refusing the link, when the table is full of entries still inside the
+// skew window.
+func (s *peerState) noteLinkStamp(addr string, stamp int64, now time.Time) bool {
+	if !s.cfg.signing {
+		return true
+	}
+	if _, ok := s.linkStamps[addr]; !ok && len(s.linkStamps) >= maxLinkStamps {
+		s.pruneLinkStamps(now)
+		if len(s.linkStamps) >= maxLinkStamps {
+			s.fx.send(addr, &wireMsg{K: kindConnectReject, Reason: "busy"})
+			return false
+		}
+	}
+	s.linkStamps[addr] = stamp
+	return true
+}
+
+// pruneLinkStamps forgets stamps older than the skew window: connects
+// that old are refused as stale anyway.
+func (s *peerState) pruneLinkStamps(now time.Time) {
+	oldest := now.Add(-maxSkew).UnixNano()
+	for a, st := range s.linkStamps {
+		if st < oldest {
+			delete(s.linkStamps, a)
+		}
+	}
 }
 
 func (s *peerState) onConnectAck(from string, now time.Time) {
@@ -669,8 +734,9 @@ func (s *peerState) onConnectAck(from string, now time.Time) {
 	if _, ok := s.nbrs[from]; ok {
 		return
 	}
-	if !wasDialing && s.degree() >= s.cfg.maxDegree {
-		// A late answer after we gave up and filled the slot elsewhere.
+	// A late answer after we gave up: with signatures its nonce can no
+	// longer be checked, and without them the slot may be gone.
+	if !wasDialing && (s.cfg.signing || s.degree() >= s.cfg.maxDegree) {
 		s.fx.send(from, &wireMsg{K: kindDisconnect})
 		return
 	}
@@ -911,7 +977,7 @@ func (s *peerState) tick(now time.Time) {
 		return
 	}
 	for a, d := range s.dialing {
-		if !now.Before(d) {
+		if !now.Before(d.deadline) {
 			delete(s.dialing, a)
 			s.refused[a] = true
 		}
@@ -955,6 +1021,7 @@ func (s *peerState) tick(now time.Time) {
 		}
 		clear(s.refused)
 		s.checkSilence(now)
+		s.pruneLinkStamps(now)
 	}
 	if !now.Before(s.nextRefresh) {
 		s.nextRefresh = now.Add(s.cfg.refreshInterval)
@@ -1205,7 +1272,7 @@ func (s *peerState) next() time.Time {
 		}
 	}
 	for _, d := range s.dialing {
-		earliest(d)
+		earliest(d.deadline)
 	}
 	if s.cfg.joinTimeout > 0 && !s.joined {
 		earliest(s.started.Add(s.cfg.joinTimeout))

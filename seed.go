@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"slices"
 
@@ -61,6 +62,10 @@ func (s *Seed) Run(ctx context.Context) error { return s.n.run(ctx) }
 
 // Addr returns the seed's address.
 func (s *Seed) Addr() string { return s.n.tr.Addr() }
+
+// ID returns the seed's identity, NodeID of its public key (see
+// WithIdentity).
+func (s *Seed) ID() string { return NodeID(s.n.cfg.identity.Public().(ed25519.PublicKey)) }
 
 // Peers returns the registered peers, sorted. The caller owns the slice.
 func (s *Seed) Peers() []string { return slices.Clone(*s.st.view.Load()) }

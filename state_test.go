@@ -37,8 +37,17 @@ var testKey = ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
 
 // link is a connect or connect-ack from a neighbour holding testKey.
 func link(k kind, from, to string) *wireMsg {
-	return &wireMsg{K: k, Stamp: t0.UnixNano(), Key: testKey.Public().(ed25519.PublicKey),
-		Sig: ed25519.Sign(testKey, linkBytes(k, from, to, t0.UnixNano()))}
+	return linkAt(k, from, to, t0, testNonce)
+}
+
+// testNonce is the link nonce of the test's connects.
+var testNonce = bytes.Repeat([]byte{9}, linkNonceSize)
+
+// linkAt is a connect or connect-ack signed by testKey, stamped at and
+// carrying nonce.
+func linkAt(k kind, from, to string, at time.Time, nonce []byte) *wireMsg {
+	return &wireMsg{K: k, Stamp: at.UnixNano(), Nonce: nonce, Key: testKey.Public().(ed25519.PublicKey),
+		Sig: ed25519.Sign(testKey, linkBytes(k, from, to, at.UnixNano(), nonce))}
 }
 
 // signed stamps m with its origin's signature by key.
@@ -92,7 +101,7 @@ func joinedPeer(t *testing.T, nbrs []string, opts ...Option) *peerState {
 		if _, ok := s.dialing[n]; !ok {
 			s.receive(n, link(kindConnect, n, "p:1"), t0)
 		} else {
-			s.receive(n, link(kindConnectAck, n, "p:1"), t0)
+			s.receive(n, linkAt(kindConnectAck, n, "p:1", t0, s.dialing[n].nonce), t0)
 		}
 	}
 	if got := s.neighborsSorted(); !slices.Equal(got, nbrs) {
@@ -634,7 +643,8 @@ func TestLinkNeedsKeyProof(t *testing.T) {
 	mallory := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{5}, ed25519.SeedSize))
 	tests := map[string]*wireMsg{
 		"unsigned":         {K: kindConnect, Stamp: t0.UnixNano()},
-		"for another peer": {K: kindConnect, Stamp: t0.UnixNano(), Key: testKey.Public().(ed25519.PublicKey), Sig: ed25519.Sign(testKey, linkBytes(kindConnect, "x", "p:2", t0.UnixNano()))},
+		"for another peer": linkAt(kindConnect, "x", "p:2", t0, testNonce),
+		"without a nonce":  linkAt(kindConnect, "x", "p:1", t0, nil),
 		"replayed later":   link(kindConnect, "x", "p:1"),
 	}
 	for name, m := range tests {
@@ -666,7 +676,8 @@ func TestLinkNeedsKeyProof(t *testing.T) {
 	s.receive(s.seeds[0], &wireMsg{K: kindPeerList, Peers: []wirePeer{{Addr: "x", Key: testKey.Public().(ed25519.PublicKey)}}}, t0)
 	sent(&s.fx)
 	now := t0.Add(time.Minute)
-	renewed := &wireMsg{K: kindConnect, Stamp: now.UnixNano(), Key: mallory.Public().(ed25519.PublicKey), Sig: ed25519.Sign(mallory, linkBytes(kindConnect, "x", "p:1", now.UnixNano()))}
+	renewed := &wireMsg{K: kindConnect, Stamp: now.UnixNano(), Nonce: testNonce, Key: mallory.Public().(ed25519.PublicKey),
+		Sig: ed25519.Sign(mallory, linkBytes(kindConnect, "x", "p:1", now.UnixNano(), testNonce))}
 	s.receive("x", renewed, now)
 	got := sent(&s.fx)
 	if _, ok := s.nbrs["x"]; ok || !slices.Contains(got, "x connect-reject") || !slices.Contains(got, s.seeds[0]+" peer-list-req") {
@@ -679,5 +690,37 @@ func TestLinkNeedsKeyProof(t *testing.T) {
 	s.receive("x", renewed, now)
 	if _, ok := s.nbrs["x"]; !ok {
 		t.Fatal("link refused after the seeds listed the new key")
+	}
+
+	// A connect seen once is not accepted again: after x's link ends, a
+	// replay of the same signed connect (same stamp and nonce) is refused.
+	s = joinedPeer(t, []string{"a", "b"})
+	first := link(kindConnect, "x", "p:1")
+	s.receive("x", first, t0)
+	s.receive("x", &wireMsg{K: kindDisconnect}, t0)
+	s.receive("x", first, t0.Add(time.Second))
+	if _, ok := s.nbrs["x"]; ok || s.rep.score("x", t0.Add(time.Second)) >= 0 {
+		t.Fatal("a replayed connect was accepted or not penalised")
+	}
+	s.receive("x", linkAt(kindConnect, "x", "p:1", t0.Add(2*time.Second), testNonce), t0.Add(2*time.Second))
+	if _, ok := s.nbrs["x"]; !ok {
+		t.Fatal("a fresh connect after a replay was refused")
+	}
+
+	// A connect-ack must sign the nonce of this peer's own connect.
+	s = joinedPeer(t, nil)
+	s.receive(s.seeds[0], &wireMsg{K: kindPeerList, Peers: []wirePeer{{Addr: "y"}}}, t0)
+	d, ok := s.dialing["y"]
+	if !ok {
+		t.Fatal("did not dial y")
+	}
+	other := bytes.Repeat([]byte{1}, linkNonceSize)
+	s.receive("y", linkAt(kindConnectAck, "y", "p:1", t0, other), t0)
+	if _, ok := s.nbrs["y"]; ok || s.rep.score("y", t0) >= 0 {
+		t.Fatal("an ack for another connect was accepted or not penalised")
+	}
+	s.receive("y", linkAt(kindConnectAck, "y", "p:1", t0, d.nonce), t0)
+	if _, ok := s.nbrs["y"]; !ok {
+		t.Fatal("the ack of this peer's own connect was refused")
 	}
 }

@@ -171,15 +171,20 @@ func registrationBytes(nonce []byte, addr, seed string) []byte {
 }
 
 // linkBytes is what a peer signs in a connect or connect-ack: the kind,
-// both addresses and a timestamp.
-func linkBytes(k kind, from, to string, stamp int64) []byte {
-	b := append([]byte("gossip-link-v1\x00"), byte(k))
+// both addresses, a timestamp and the dialer's link nonce (a connect-ack
+// signs the nonce of the connect it answers, so it cannot be replayed).
+func linkBytes(k kind, from, to string, stamp int64, nonce []byte) []byte {
+	b := append([]byte("gossip-link-v2\x00"), byte(k))
 	b = binary.AppendUvarint(b, uint64(len(from)))
 	b = append(b, from...)
 	b = binary.AppendUvarint(b, uint64(len(to)))
 	b = append(b, to...)
-	return binary.BigEndian.AppendUint64(b, uint64(stamp))
+	b = binary.BigEndian.AppendUint64(b, uint64(stamp))
+	return append(b, nonce...)
 }
+
+// linkNonceSize is the length of a connect's nonce.
+const linkNonceSize = 16
 
 // signedBytes is what an origin signs: a domain tag, then the origin
 // address (length-prefixed), sequence number, timestamp and payload.
