@@ -43,7 +43,25 @@
 // methods talk to it through channels or read atomically published
 // snapshots, and are safe for concurrent use. Events go to the handler set
 // with [WithEventHandler] on a separate goroutine, in order, so a slow
-// handler never stalls the protocol.
+// handler never stalls the protocol. Run delivers the events still queued
+// when it stops, so it returns only after the handler has returned from
+// each of them: a handler that blocks for ever keeps Run from returning.
+//
+// # Identity and security
+//
+// Every node has an Ed25519 key ([WithIdentity]; [LoadIdentity] keeps one
+// in a file across restarts, otherwise a new one is generated) and an
+// identity derived from it, [NodeID]. Peers sign the messages they
+// originate and receivers verify them against the key the seeds list for
+// the origin; registrations sign the seed's proof-of-work challenge nonce;
+// a neighbour link is set up by a signed connect carrying a fresh nonce
+// and a signed connect-ack over that nonce, so nobody can claim another
+// node's address. Seeds require a proof of work from new registrants, cap
+// registrations per address group, and remove a reported peer only when a
+// majority of them fail to reach it. Every node rate-limits each source
+// before decoding, keeps a decaying reputation score per node and bans
+// nodes that misbehave, and bounds every table and queue. SECURITY.md in
+// the repository states the threat model, parameters and measured results.
 //
 // # Transports and codecs
 //
