@@ -364,23 +364,90 @@ func TestRegistrationMajority(t *testing.T) {
 	}
 }
 
-// TestRegistrationRetry starts the seeds late: the peer keeps retrying with
-// backoff and joins once they are up.
+// Timings of the registration retry scenario, small so that the seeds stay
+// down for many rounds at the backoff cap.
+const (
+	retrySeeds   = 3
+	retryMin     = 100 * time.Millisecond
+	retryMax     = time.Second
+	retryTimeout = 200 * time.Millisecond // per-seed registration timeout
+	// retryDown keeps every seed down well past the point where the
+	// backoff reaches retryMax.
+	retryDown = 20 * retryMax
+	// retrySlack covers the frames and the proof of work, which take no
+	// virtual time.
+	retrySlack = 10 * time.Millisecond
+	// retryGapBound bounds the time between two failed rounds: the backoff
+	// at its cap, then one registration timeout per seed tried.
+	retryGapBound = retryMax + retrySeeds*retryTimeout + retrySlack
+)
+
+// TestRegistrationRetry keeps the seeds down for many backoff periods: the
+// peer reports every failed round, never waiting longer than the capped
+// backoff plus its registration timeouts between two reports, and joins
+// within one such period once the seeds are up.
 func TestRegistrationRetry(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := newCluster(t, 3)
+		c := newCluster(t, retrySeeds)
 		p := peerAddr(0)
-		c.startPeer(p)
-		time.Sleep(20 * time.Second)
+		start := time.Now()
+		c.startPeer(p, WithRetryBackoff(retryMin, retryMax), WithRegisterTimeout(retryTimeout))
+		time.Sleep(retryDown)
 		synctest.Wait()
-		if len(c.rec.of(p, EventRegisterFailed)) == 0 {
-			t.Fatal("no EventRegisterFailed while all seeds are down")
+
+		failed := c.rec.of(p, EventRegisterFailed)
+		if len(failed) < 2 {
+			t.Fatalf("%d EventRegisterFailed in %v with every seed down, want several", len(failed), retryDown)
 		}
+		if d := failed[0].Time.Sub(start); d > retrySeeds*retryTimeout+retrySlack {
+			t.Errorf("first failed round reported %v after the start, want within %v", d, retrySeeds*retryTimeout+retrySlack)
+		}
+		var longest time.Duration
+		for i, ev := range failed {
+			if !errors.Is(ev.Err, ErrNoMajority) {
+				t.Errorf("EventRegisterFailed #%d: Err = %v, want one wrapping ErrNoMajority", i, ev.Err)
+			}
+			if i == 0 {
+				continue
+			}
+			gap := ev.Time.Sub(failed[i-1].Time)
+			if gap > retryGapBound {
+				t.Errorf("%v between failed rounds %d and %d, want at most %v", gap, i-1, i, retryGapBound)
+			}
+			longest = max(longest, gap)
+		}
+		// The seeds were down long enough for the backoff to reach its cap.
+		if longest < retryMax {
+			t.Errorf("longest gap between failed rounds %v, want the backoff to reach its cap %v", longest, retryMax)
+		}
+		if last := time.Since(failed[len(failed)-1].Time); last > retryGapBound {
+			t.Errorf("no failed round reported in the last %v, want one at least every %v", last, retryGapBound)
+		}
+		if j := c.rec.of(p, EventJoined); len(j) != 0 {
+			t.Fatalf("joined with every seed down: %v", j)
+		}
+
+		up := time.Now()
 		c.startSeeds()
-		time.Sleep(DefaultRetryMax + DefaultRegisterTimeout)
+		time.Sleep(retryGapBound)
 		synctest.Wait()
-		if len(c.rec.of(p, EventJoined)) != 1 {
-			t.Fatalf("did not join once the seeds came up: %v", c.rec.filter(func(Event) bool { return true }))
+		joined := c.rec.of(p, EventJoined)
+		if len(joined) != 1 {
+			t.Fatalf("joined %d times within %v of the seeds coming up, want once", len(joined), retryGapBound)
 		}
+		if need := retrySeeds/2 + 1; len(joined[0].Peers) != need {
+			t.Errorf("joined with seeds %v, want %d", joined[0].Peers, need)
+		}
+		after := c.rec.filter(func(ev Event) bool {
+			return ev.Node == p && ev.Kind == EventRegisterFailed && ev.Time.After(joined[0].Time)
+		})
+		if len(after) != 0 {
+			t.Errorf("%d failed rounds reported after joining", len(after))
+		}
+		if err := c.runErr(p); err != nil {
+			t.Errorf("Run returned %v", err)
+		}
+		t.Logf("%d failed rounds in %v, longest gap %v (bound %v); joined %v after the seeds came up",
+			len(failed), retryDown, longest, retryGapBound, joined[0].Time.Sub(up))
 	})
 }
