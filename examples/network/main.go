@@ -11,8 +11,12 @@
 // progress line, then a summary, and exits 0 only if every check held.
 //
 // By default the timings are scaled down (gossip every 200ms, liveness
-// every 1s) so that the story takes a few seconds; -spec-timing uses the
-// protocol's 5s and 13s.
+// every 1s) so that the story takes about 10s, and a run that takes more
+// than 30s fails (-timeout); -spec-timing uses the protocol's 5s and 13s.
+//
+// Every peer listens on 127.0.0.1, one address group: the seeds and peers
+// here lift the library's per-group caps, which are meant for public
+// addresses (see -group-limit), so -peers can go well beyond 16.
 //
 //	go run ./examples/network
 //	go run ./examples/network -peers 30 -out /tmp/gossip-net
@@ -73,32 +77,61 @@ type config struct {
 	stagger  time.Duration // between peer starts
 	timeout  time.Duration // bound on the whole run
 	timing   timing
+	// -group-limit and -inbound-group-limit: 0 picks the loopback or
+	// public default (out.AddressGroups).
+	groupLimit, inboundGroupLimit int
+}
+
+// Bounds on the whole run by default. scaledTimeout is the README's promise
+// that the default run finishes in under 30 s: beyond it the program fails.
+const (
+	scaledTimeout = 30 * time.Second
+	specTimeout   = 5 * time.Minute
+)
+
+// defaultConfig returns the settings of a run without flags: scaled
+// timings, or the spec's with spec.
+func defaultConfig(spec bool) config {
+	c := config{
+		Common:   out.Common{Config: out.DefaultConfig, Out: "network-out", LogLevel: slog.LevelWarn},
+		peers:    10,
+		messages: gossip.DefaultMessages,
+		kill:     true,
+		stagger:  50 * time.Millisecond,
+		timeout:  scaledTimeout,
+		timing:   scaledTiming,
+	}
+	if spec {
+		c.timeout, c.timing = specTimeout, specTiming
+	}
+	return c
 }
 
 func main() {
 	var (
-		c    config
+		c    = defaultConfig(false)
 		spec bool
 	)
-	c.Register(flag.CommandLine, "network-out", slog.LevelWarn)
-	flag.IntVar(&c.peers, "peers", 10, "number of peers to start")
-	flag.IntVar(&c.messages, "messages", gossip.DefaultMessages, "gossip messages each peer originates")
+	c.Register(flag.CommandLine, c.Out, c.LogLevel)
+	flag.IntVar(&c.peers, "peers", c.peers, "number of peers to start")
+	flag.IntVar(&c.messages, "messages", c.messages, "gossip messages each peer originates")
 	flag.BoolVar(&spec, "spec-timing", false, "use the protocol's timings (gossip 5s, liveness 13s, probes 3x2s) instead of scaled ones")
-	flag.BoolVar(&c.kill, "kill", true, "kill one peer abruptly after the gossip and check that it is detected and removed")
-	flag.DurationVar(&c.stagger, "stagger", 50*time.Millisecond, "delay between peer starts")
-	flag.DurationVar(&c.timeout, "timeout", 0, "bound on the whole run, exit 1 if exceeded (default 60s, or 5m with -spec-timing)")
+	flag.BoolVar(&c.kill, "kill", c.kill, "kill one peer abruptly after the gossip and check that it is detected and removed")
+	flag.DurationVar(&c.stagger, "stagger", c.stagger, "delay between peer starts")
+	flag.DurationVar(&c.timeout, "timeout", 0,
+		fmt.Sprintf("bound on the whole run, exit 1 if exceeded (default %v, or %v with -spec-timing)", scaledTimeout, specTimeout))
+	flag.IntVar(&c.groupLimit, "group-limit", 0,
+		"most peers of one address group (IPv4 /24) a seed registers; 0: no cap for a seed on a loopback address, else 16")
+	flag.IntVar(&c.inboundGroupLimit, "inbound-group-limit", 0,
+		"most inbound neighbours of one address group a peer accepts; 0: no cap on loopback (the peers always are)")
 	flag.Parse()
 	err := out.NoArgs(flag.CommandLine)
 	if err == nil {
-		c.timing = scaledTiming
 		if spec {
 			c.timing = specTiming
 		}
 		if c.timeout == 0 {
-			c.timeout = time.Minute
-			if spec {
-				c.timeout = 5 * time.Minute
-			}
+			c.timeout = defaultConfig(spec).timeout
 		}
 		err = run(c)
 	}
@@ -134,6 +167,9 @@ func runNetwork(ctx context.Context, c config, stdout, stderr io.Writer) (err er
 		return out.Usagef("-stagger must not be negative, got %v", c.stagger)
 	case len(c.seeds) == 0:
 		return out.Usagef("no seeds")
+	}
+	if err := out.CheckGroupLimits(c.groupLimit, c.inboundGroupLimit); err != nil {
+		return err
 	}
 	n := newNetwork(c, stdout, out.NewLogger(stderr, c.LogLevel))
 	// Runs last: after every Run has returned, close every transport,

@@ -153,6 +153,7 @@ func (n *network) listenSeeds() error {
 		s, err := gossip.NewSeed(sn.tr, n.seedSet,
 			gossip.WithLogger(n.log.With("component", "gossip")),
 			gossip.WithProbe(n.cfg.timing.probeAttempts, n.cfg.timing.probeTimeout),
+			out.AddressGroups(sn.tr.Addr(), n.cfg.groupLimit, 0),
 			gossip.WithEventHandler(n.handler(w)))
 		if err != nil {
 			return err
@@ -191,6 +192,7 @@ func (n *network) startPeer(ctx context.Context, g *errgroup.Group, i int) error
 		gossip.WithLivenessInterval(tm.liveness),
 		gossip.WithMaxMisses(tm.misses),
 		gossip.WithMaintainInterval(tm.maintain),
+		out.AddressGroups(tr.Addr(), 0, n.cfg.inboundGroupLimit),
 		gossip.WithEventHandler(n.handler(pn.w)))
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/gossip-dev/gossip"
 	"github.com/gossip-dev/gossip/examples/internal/out"
 )
 
@@ -157,10 +159,98 @@ func TestNetworkCancelled(t *testing.T) {
 	}
 }
 
+// TestNetworkThirtyPeers runs 30 peers, more than the library's default
+// cap of 16 registrations per address group at each seed allows on
+// 127.0.0.1 (3 seeds x 16 slots cannot take 30 peers x 2 registrations):
+// the loopback default of -group-limit must lift it, and every check must
+// hold.
+func TestNetworkThirtyPeers(t *testing.T) {
+	c := testConfig(t)
+	c.peers = 30
+	// Fast gossip, but the liveness and probe timings of the default run:
+	// 30 peers under -race on 2 busy cores can miss 300ms deadlines.
+	c.timing.liveness = scaledTiming.liveness
+	c.timing.probeTimeout = scaledTiming.probeTimeout
+	c.timeout = 40 * time.Second // failure guard only
+	var stdout strings.Builder
+	err := runNetwork(t.Context(), c, io.MultiWriter(&stdout, t.Output()), t.Output())
+	if err != nil {
+		t.Fatalf("runNetwork: %v", err)
+	}
+	if !strings.Contains(stdout.String(), "PASS  30/30 peers joined a majority of the seeds") ||
+		strings.Contains(stdout.String(), "FAIL") {
+		t.Errorf("summary does not show 30 joined peers and no failed check:\n%s", stdout.String())
+	}
+	files, _ := filepath.Glob(filepath.Join(c.Out, "peer-*.txt"))
+	if len(files) != 30 {
+		t.Errorf("%d peer files, want 30", len(files))
+	}
+}
+
+// TestDefaultRunUnder30s runs the story exactly as `go run ./examples/network`
+// does (scaled timings, 10 peers, 10 messages each, 50ms stagger, the
+// default -timeout), except that the seeds listen on free ports, and
+// checks the README's promise that it finishes in under 30s. The default
+// -timeout is that bound, so the run itself fails beyond it.
+func TestDefaultRunUnder30s(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the default story, about 8s")
+	}
+	const promised = 30 * time.Second
+	c := defaultConfig(false)
+	if c.timeout != promised {
+		t.Fatalf("default -timeout is %v, want the promised %v", c.timeout, promised)
+	}
+	c.Out = t.TempDir()
+	c.seeds = []string{"127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"}
+	start := time.Now()
+	err := runNetwork(t.Context(), c, t.Output(), t.Output())
+	took := time.Since(start)
+	t.Logf("default run took %v", took.Round(time.Millisecond))
+	if err != nil {
+		t.Fatalf("runNetwork after %v: %v", took, err)
+	}
+	if took >= promised {
+		t.Errorf("default run took %v, want under %v", took, promised)
+	}
+}
+
+// TestFalseReports checks the "no dead-node report about a live peer"
+// check: a report counts against the run when it names a peer other than
+// the killed one, or the killed one before the kill.
+func TestFalseReports(t *testing.T) {
+	killAt := time.Unix(100, 0)
+	rep := func(addr string, at time.Duration) gossip.Event {
+		return gossip.Event{Kind: gossip.EventDeadReportSent, Addr: addr, Node: "127.0.0.1:9", Time: killAt.Add(at)}
+	}
+	victim, live := "127.0.0.1:1", "127.0.0.1:2"
+	for _, tc := range []struct {
+		name    string
+		reports []gossip.Event
+		victim  string
+		want    int
+	}{
+		{"none", nil, victim, 0},
+		{"victim after kill", []gossip.Event{rep(victim, time.Second), rep(victim, 2*time.Second)}, victim, 0},
+		{"live peer", []gossip.Event{rep(victim, time.Second), rep(live, time.Second)}, victim, 1},
+		{"victim before kill", []gossip.Event{rep(victim, -time.Second)}, victim, 1},
+		{"no victim", []gossip.Event{rep(victim, time.Second)}, "", 1},
+	} {
+		if got := falseReports(tc.reports, tc.victim, killAt); len(got) != tc.want {
+			t.Errorf("%s: %d false reports %v, want %d", tc.name, len(got), got, tc.want)
+		}
+	}
+}
+
 func TestNetworkBadConfig(t *testing.T) {
 	c := testConfig(t)
 	c.peers = 1
 	if err := runNetwork(t.Context(), c, t.Output(), t.Output()); out.ExitCode(err) != 2 {
 		t.Errorf("peers=1: err %v, exit code %d, want 2", err, out.ExitCode(err))
+	}
+	c = testConfig(t)
+	c.groupLimit = -1
+	if err := runNetwork(t.Context(), c, t.Output(), t.Output()); out.ExitCode(err) != 2 {
+		t.Errorf("group-limit=-1: err %v, exit code %d, want 2", err, out.ExitCode(err))
 	}
 }

@@ -141,13 +141,20 @@ func (n *network) evaluate(s *snapshot, victim string) {
 	} else {
 		n.add(false, "live peers removed: %s", strings.Join(wrong, ", "))
 	}
-	falseReports := 0
-	for _, ev := range s.reports {
-		if ev.Addr != victim {
-			falseReports++
+	if wrong := falseReports(s.reports, victim, n.killAt); len(wrong) == 0 {
+		about := ""
+		if victim != "" {
+			about = fmt.Sprintf(", all about %s after it was killed", victim)
 		}
+		n.add(true, "no dead-node report about a live peer (%d sent%s)", len(s.reports), about)
+	} else {
+		var lines []string
+		for _, ev := range wrong {
+			lines = append(lines, gossip.DeadNodeLine(ev.Addr, ev.Stamp, ev.Node))
+		}
+		n.add(false, "%d dead-node report(s) about live peers (%d refuted by the seeds' probes): %s",
+			len(wrong), len(s.refuted), strings.Join(lines, ", "))
 	}
-	n.add(true, "dead-node reports about live peers: %d (refuted by probes: %d)", falseReports, len(s.refuted))
 
 	var absent []string
 	for _, pn := range n.peers {
@@ -189,6 +196,19 @@ func (n *network) evaluate(s *snapshot, victim string) {
 	}
 	slices.Sort(listed)
 	n.add(len(listed) == 0, "%s absent from every seed's final peer list (still in %v)", victim, listed)
+}
+
+// falseReports returns the dead-node reports (EventDeadReportSent) that
+// name a live peer: any peer but the victim, or the victim before it was
+// killed at killAt. victim is "" when no peer was killed.
+func falseReports(reports []gossip.Event, victim string, killAt time.Time) []gossip.Event {
+	var wrong []gossip.Event
+	for _, ev := range reports {
+		if victim == "" || ev.Addr != victim || ev.Time.Before(killAt) {
+			wrong = append(wrong, ev)
+		}
+	}
+	return wrong
 }
 
 func (n *network) failedChecks() int {

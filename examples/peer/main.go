@@ -39,6 +39,7 @@ type options struct {
 	misses           int
 	maxDegree        int
 	minDegree        int
+	inboundGroup     int
 }
 
 func main() {
@@ -51,6 +52,8 @@ func main() {
 	flag.IntVar(&o.misses, "misses", gossip.DefaultMaxMisses, "consecutive unanswered liveness requests after which a neighbour is reported dead")
 	flag.IntVar(&o.maxDegree, "max-degree", gossip.DefaultMaxDegree, "most neighbours this peer accepts")
 	flag.IntVar(&o.minDegree, "min-degree", gossip.DefaultMinDegree, "fewest neighbours this peer keeps, when enough peers are known")
+	flag.IntVar(&o.inboundGroup, "inbound-group-limit", 0,
+		"most inbound neighbours of one address group (IPv4 /24) this peer accepts; 0: 8, or no cap when it listens on a loopback address")
 	flag.Parse()
 	err := out.NoArgs(flag.CommandLine)
 	if err == nil {
@@ -79,6 +82,9 @@ func run(o options) (err error) {
 	}
 	// Check the options before asking anything on the terminal: an error
 	// here is a bad flag. NewPeer does no I/O.
+	if err := out.CheckGroupLimits(0, o.inboundGroup); err != nil {
+		return err
+	}
 	if _, err := gossip.NewPeer(nopTransport{}, seeds, opts...); err != nil {
 		return out.Usagef("%w", err)
 	}
@@ -126,7 +132,9 @@ func run(o options) (err error) {
 	}
 	// Runs after Run has returned and delivered its last events.
 	defer func() { err = errors.Join(err, w.Close()) }()
-	p, err := gossip.NewPeer(tr, seeds, append(opts, gossip.WithEventHandler(w.Handle))...)
+	p, err := gossip.NewPeer(tr, seeds, append(opts,
+		out.AddressGroups(tr.Addr(), 0, o.inboundGroup),
+		gossip.WithEventHandler(w.Handle))...)
 	if err != nil {
 		return err
 	}

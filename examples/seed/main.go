@@ -29,13 +29,16 @@ import (
 
 type options struct {
 	out.Common
-	addr string
+	addr       string
+	groupLimit int
 }
 
 func main() {
 	var o options
 	o.Register(flag.CommandLine, ".", slog.LevelInfo)
 	flag.StringVar(&o.addr, "addr", "", "start only the seed at this host:port (it must be in the config); default: every seed of the config")
+	flag.IntVar(&o.groupLimit, "group-limit", 0,
+		"most peers of one address group (IPv4 /24) a seed registers; 0: 16, or no cap when the seed listens on a loopback address")
 	flag.Parse()
 	err := out.NoArgs(flag.CommandLine)
 	if err == nil {
@@ -48,6 +51,9 @@ func main() {
 }
 
 func run(o options) (err error) {
+	if err := out.CheckGroupLimits(o.groupLimit, 0); err != nil {
+		return err
+	}
 	seeds, err := o.Seeds()
 	if err != nil {
 		return err
@@ -93,6 +99,7 @@ func run(o options) (err error) {
 		writers = append(writers, w)
 		s, err := gossip.NewSeed(tr, seeds,
 			gossip.WithLogger(log.With("component", "gossip")),
+			out.AddressGroups(tr.Addr(), o.groupLimit, 0),
 			gossip.WithEventHandler(w.Handle))
 		if err != nil {
 			return fmt.Errorf("seed %s: %w", addr, err)

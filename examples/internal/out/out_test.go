@@ -3,6 +3,7 @@ package out
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -68,6 +69,13 @@ func TestWriterEvents(t *testing.T) {
 			Payload: gossip.SpecMessage(stamp, "127.0.0.1:7006", 3)},
 		{Kind: gossip.EventDeadReportSent, Time: at, Node: "127.0.0.1:7004", Addr: "127.0.0.1:7005",
 			Stamp: stamp, Peers: []string{"127.0.0.1:7001"}},
+		// Seed events, in one file for the test's sake.
+		{Kind: gossip.EventDeadReportRefuted, Time: at, Node: "127.0.0.1:7001", Addr: "127.0.0.1:7006",
+			Peers: []string{"127.0.0.1:7004"}},
+		{Kind: gossip.EventPeerRemoved, Time: at, Node: "127.0.0.1:7001", Addr: "127.0.0.1:7005",
+			Reason: "dead", Peers: []string{"127.0.0.1:7006"}},
+		{Kind: gossip.EventPeerRemoved, Time: at, Node: "127.0.0.1:7001", Addr: "127.0.0.1:7006",
+			Reason: "left", Peers: []string{}},
 	}
 	for _, ev := range evs {
 		w.Handle(ev)
@@ -83,6 +91,10 @@ func TestWriterEvents(t *testing.T) {
 
 	wantFile := "15:04:05.125 1764081234.125:127.0.0.1:7006:3 from 127.0.0.1:7005\n" +
 		"15:04:05.125 Dead Node:127.0.0.1:7005:1764081234.125:127.0.0.1:7004 sent to seeds [127.0.0.1:7001]\n" +
+		"15:04:05.125 dead-node report about 127.0.0.1:7006 refuted: it answered the probe (reporters [127.0.0.1:7004])\n" +
+		"15:04:05.125 dead-node report about 127.0.0.1:7005 confirmed: a majority of the seeds failed to reach it with their probes\n" +
+		"15:04:05.125 removed peer 127.0.0.1:7005 (dead); peer list [127.0.0.1:7006]\n" +
+		"15:04:05.125 removed peer 127.0.0.1:7006 (left); peer list []\n" +
 		"15:04:05.125 text with newline\n"
 	got, err := os.ReadFile(filepath.Join(dir, "peer-127.0.0.1-7004.txt"))
 	if err != nil {
@@ -324,6 +336,51 @@ func TestExitCode(t *testing.T) {
 		}
 	}
 }
+
+func TestIsLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:7001": true, "127.1.2.3:80": true, "[::1]:7001": true, "localhost:7001": true,
+		"127.0.0.1": true, "[::ffff:127.0.0.1]:1": true,
+		"10.0.0.1:7001": false, "0.0.0.0:7001": false, "[::]:7001": false, "example.com:7001": false, "": false,
+	} {
+		if got := IsLoopback(addr); got != want {
+			t.Errorf("IsLoopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
+func TestGroupLimits(t *testing.T) {
+	for _, tt := range []struct {
+		perSeed, inbound int
+		ok               bool
+	}{
+		{0, 0, true}, {1, 1, true}, {MaxGroupLimit, MaxInboundGroupLimit, true},
+		{-1, 0, false}, {0, -1, false}, {MaxGroupLimit + 1, 0, false}, {0, MaxInboundGroupLimit + 1, false},
+	} {
+		err := CheckGroupLimits(tt.perSeed, tt.inbound)
+		if (err == nil) != tt.ok || (err != nil && ExitCode(err) != 2) {
+			t.Errorf("CheckGroupLimits(%d, %d) = %v, want ok=%v and a usage error otherwise", tt.perSeed, tt.inbound, err, tt.ok)
+		}
+		if !tt.ok {
+			continue
+		}
+		// Every value CheckGroupLimits accepts is one the library accepts,
+		// on loopback and public addresses alike.
+		for _, addr := range []string{"127.0.0.1:7001", "192.0.2.1:7001"} {
+			if _, err := gossip.NewSeed(nopTransport{addr}, []string{addr}, AddressGroups(addr, tt.perSeed, tt.inbound)); err != nil {
+				t.Errorf("NewSeed with AddressGroups(%s, %d, %d): %v", addr, tt.perSeed, tt.inbound, err)
+			}
+		}
+	}
+}
+
+// nopTransport is never run: NewSeed does no I/O.
+type nopTransport struct{ addr string }
+
+func (n nopTransport) Addr() string                             { return n.addr }
+func (nopTransport) Send(context.Context, string, []byte) error { return transport.ErrClosed }
+func (nopTransport) Packets() <-chan transport.Packet           { return nil }
+func (nopTransport) Close() error                               { return nil }
 
 func TestNewLogger(t *testing.T) {
 	var b bytes.Buffer
