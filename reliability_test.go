@@ -179,37 +179,63 @@ func TestNoFalseDeathsUnderLoss(t *testing.T) {
 	})
 }
 
+// Partition scenario: a 50/50 split for two minutes, then a heal.
+const (
+	partitionPeers  = 40
+	partitionSeeds  = 3
+	partitionSettle = time.Minute // before the split
+	partitionFor    = 2 * time.Minute
+	partitionEvery  = 15 * time.Second // every peer broadcasts this often
+	partitionRounds = int(partitionFor / partitionEvery)
+	// partitionHealTime is how long after the heal every message must have
+	// reached every peer and every peer be registered again: one refresh
+	// interval for the registrations, two anti-entropy rounds for the
+	// messages, and a minute for the overlay to relink across the halves.
+	partitionHealTime = DefaultRefreshInterval + 2*DefaultAntiEntropy + time.Minute
+	// seedMajority is how many of the seeds a peer registers with.
+	seedMajority = partitionSeeds/2 + 1
+)
+
 // TestPartitionHeal splits the network in two halves (seeds included) for
 // two minutes while everybody publishes, then heals it.
 func TestPartitionHeal(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		const n = 40
-		c := newCluster(t, 3, WithMessages(0))
+		const half = partitionPeers / 2
+		c := newCluster(t, partitionSeeds, WithMessages(0))
 		c.startSeeds()
-		peers := c.startPeers(n, joinGap)
-		time.Sleep(time.Minute)
+		peers := c.startPeers(partitionPeers, joinGap)
+		time.Sleep(partitionSettle)
 		synctest.Wait()
 
-		left := append(slices.Clone(peers[:n/2]), c.seeds[0])
-		right := append(slices.Clone(peers[n/2:]), c.seeds[1:]...)
+		// The left half keeps one seed, the right half the others.
+		left := append(slices.Clone(peers[:half]), c.seeds[:partitionSeeds/2]...)
+		right := append(slices.Clone(peers[half:]), c.seeds[partitionSeeds/2:]...)
 		c.net.Partition(left, right)
 		partitionedAt := time.Now()
-		for range 8 {
+		for range partitionRounds {
 			for _, a := range peers {
-				_ = c.peers[a].Broadcast(t.Context(), []byte(a+" during "+time.Now().String()))
+				// Each half keeps 100 % delivery internally, so every peer
+				// must still have a neighbour to send to.
+				if err := c.peers[a].Broadcast(t.Context(), []byte(a+" during "+time.Now().String())); err != nil {
+					t.Errorf("%s: Broadcast during the partition: %v", a, err)
+				}
 			}
-			time.Sleep(15 * time.Second)
+			time.Sleep(partitionEvery)
 		}
 		synctest.Wait()
+		if orig := len(c.rec.kind(EventOriginated)); orig != partitionRounds*partitionPeers {
+			t.Errorf("%d messages originated during the partition, want %d", orig, partitionRounds*partitionPeers)
+		}
 		// Inside each side, everything arrived.
-		for _, side := range [][]string{peers[:n/2], peers[n/2:]} {
+		for _, side := range [][]string{peers[:half], peers[half:]} {
 			sub := &recorder{events: c.rec.filter(func(ev Event) bool {
 				return slices.Contains(side, ev.Node) && (ev.Kind != EventMessage || slices.Contains(side, ev.Origin))
 			})}
 			checkDelivery(t, sub, side)
 		}
 		c.net.Heal()
-		time.Sleep(DefaultRefreshInterval + 2*DefaultAntiEntropy + time.Minute)
+		healedAt := time.Now()
+		time.Sleep(partitionHealTime)
 		synctest.Wait()
 		checkDelivery(t, c.rec, peers)
 		for _, a := range peers {
@@ -219,56 +245,80 @@ func TestPartitionHeal(t *testing.T) {
 					registered++
 				}
 			}
-			if registered < 2 {
-				t.Errorf("%s registered with %d seeds after the heal, want a majority", a, registered)
+			if registered < seedMajority {
+				t.Errorf("%s registered with %d seeds after the heal, want a majority (%d)", a, registered, seedMajority)
 				for _, ev := range c.rec.filter(func(ev Event) bool { return ev.Addr == a || (ev.Node == a && ev.Kind != EventMessage) }) {
 					t.Logf("  %v %s %s", ev.Time.Sub(partitionedAt), ev.Node, ev)
 				}
 			}
 		}
-		t.Logf("2-minute partition healed; removals (of unreachable peers) meanwhile: %d; healed within %v",
-			len(c.rec.kind(EventPeerRemoved)), time.Since(partitionedAt)-2*time.Minute)
+		var lastDelivery time.Duration
+		for _, ev := range c.rec.kind(EventMessage) {
+			lastDelivery = max(lastDelivery, ev.Time.Sub(healedAt))
+		}
+		t.Logf("%v partition; removals (of unreachable peers) meanwhile: %d; last delivery %v after the heal (checked after %v)",
+			partitionFor, len(c.rec.kind(EventPeerRemoved)), lastDelivery, partitionHealTime)
 	})
 }
+
+// Seed restart and outage scenario.
+const (
+	outagePeers  = 30
+	outageSeeds  = 3
+	outageSettle = time.Minute // before the first restart
+	// outageRefresh is how soon a restarted seed must list its peers
+	// again: one refresh interval, plus a second for the registrations.
+	outageRefresh = DefaultRefreshInterval + time.Second
+	outageFor     = 5 * time.Minute // every seed down
+	outageEvery   = 30 * time.Second
+	outageRounds  = int(outageFor / outageEvery)
+)
 
 // TestSeedRestartAndOutage restarts one seed with an empty list, then takes
 // every seed down for five minutes while the peers keep gossiping.
 func TestSeedRestartAndOutage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		const n = 30
-		c := newCluster(t, 3, WithMessages(0))
+		c := newCluster(t, outageSeeds, WithMessages(0))
 		c.startSeeds()
-		peers := c.startPeers(n, joinGap)
-		time.Sleep(time.Minute)
+		peers := c.startPeers(outagePeers, joinGap)
+		time.Sleep(outageSettle)
 		synctest.Wait()
 
 		s0 := c.seeds[0]
 		before := c.seedsBy[s0].Peers()
 		c.crash(s0)
 		c.startSeeds(s0)
-		time.Sleep(DefaultRefreshInterval + time.Second)
+		time.Sleep(outageRefresh)
 		synctest.Wait()
 		if got := c.seedsBy[s0].Peers(); !slices.Equal(got, before) {
 			t.Errorf("restarted seed lists %d peers after one refresh interval, want %d", len(got), len(before))
 		}
 
+		lists := map[string][]string{}
 		for _, s := range c.seeds {
+			lists[s] = c.seedsBy[s].Peers()
 			c.crash(s)
 		}
-		for range 10 {
+		for range outageRounds {
 			for _, a := range peers {
-				_ = c.peers[a].Broadcast(t.Context(), []byte(a+" "+time.Now().String()))
+				// Every peer keeps its neighbours through the outage: a
+				// failure here would hide a lost message from checkDelivery.
+				if err := c.peers[a].Broadcast(t.Context(), []byte(a+" "+time.Now().String())); err != nil {
+					t.Errorf("%s: Broadcast with every seed down: %v", a, err)
+				}
 			}
-			time.Sleep(30 * time.Second)
+			time.Sleep(outageEvery)
 		}
 		synctest.Wait()
-		checkDelivery(t, c.rec, peers)
+		if n := checkDelivery(t, c.rec, peers); n != outageRounds*outagePeers*(outagePeers-1) {
+			t.Errorf("%d deliveries checked, want %d", n, outageRounds*outagePeers*(outagePeers-1))
+		}
 		c.startSeeds()
-		time.Sleep(DefaultRefreshInterval + time.Second)
+		time.Sleep(outageRefresh)
 		synctest.Wait()
 		for _, s := range c.seeds {
-			if got := len(c.seedsBy[s].Peers()); got == 0 {
-				t.Errorf("seed %s empty after the outage", s)
+			if got := c.seedsBy[s].Peers(); !slices.Equal(got, lists[s]) {
+				t.Errorf("seed %s lists %d peers one refresh interval after the outage, want the %d it had", s, len(got), len(lists[s]))
 			}
 		}
 	})
