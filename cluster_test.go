@@ -212,6 +212,9 @@ func TestClusterCrash(t *testing.T) {
 		synctest.Wait()
 
 		reports := c.rec.filter(func(ev Event) bool { return ev.Kind == EventDeadReportSent && ev.Addr == victim })
+		if len(reports) == 0 {
+			t.Fatalf("nobody reported %s within %v of the crash", victim, removalBound)
+		}
 		var reporters []string
 		for _, ev := range reports {
 			reporters = append(reporters, ev.Node)
