@@ -180,9 +180,10 @@ type Event struct {
 }
 
 // String renders the event as one human-readable line without the local
-// time. Messages and dead-node reports use the protocol's text formats, for
-// example "1764081234.125:127.0.0.1:7001:3 from 127.0.0.1:7004" and
-// "Dead Node:127.0.0.1:7002:1764081234.125:127.0.0.1:7001".
+// time. Messages and dead-node reports start with the protocol's text
+// formats, for example "1764081234.125:127.0.0.1:7001:3 from
+// 127.0.0.1:7004" and "Dead Node:127.0.0.1:7002:1764081234.125:127.0.0.1:7001
+// sent to seeds [127.0.0.1:7000]"; DeadNodeLine gives the bare line.
 func (e Event) String() string {
 	switch e.Kind {
 	case EventRegistered:
