@@ -264,3 +264,60 @@ func histogram(deg []int) string {
 	}
 	return b.String()
 }
+
+const (
+	// uncappedMaxDegree is far above the degrees a 1000-peer network
+	// reaches, so that the cap truncates nothing.
+	uncappedMaxDegree = 128
+	// uncappedPeers is the network size of TestDegreeDistributionUncapped.
+	uncappedPeers = 1000
+	// powerLawZ: without the cap, the power law fits significantly better
+	// than the geometric law (Vuong z above this, one-sided p < 2.3 %).
+	// Measured: z 2.99-3.28, log-likelihood ratio 90-101, over four runs.
+	powerLawZ = 2.0
+	// The exponent fitted without the cap lies in this range (measured
+	// 1.752-1.758).
+	minUncappedExponent = 1.6
+	maxUncappedExponent = 1.9
+)
+
+// TestDegreeDistributionUncapped grows the same network with a maximum
+// degree the network never reaches, to show the shape the neighbour
+// choice produces when no cap truncates it: a power law, which fits
+// significantly better than an exponential. It runs at full scale only
+// (400 peers give z about 1.4, too few to tell), so it is skipped under
+// the race detector; .ci/run runs it without.
+func TestDegreeDistributionUncapped(t *testing.T) {
+	if testing.Short() || raceEnabled {
+		t.Skip("1000 peers, full scale only")
+	}
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 3, WithMessages(0), WithMaxDegree(uncappedMaxDegree))
+		c.startSeeds()
+		peers := c.startPeers(uncappedPeers, 50*time.Millisecond)
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+		deg := make([]int, 0, len(peers))
+		adj := make(map[string][]string, len(peers))
+		for _, a := range peers {
+			adj[a] = c.peers[a].Neighbors()
+			deg = append(deg, len(adj[a]))
+		}
+		if n := reachable(adj, peers[0]); n != len(peers) {
+			t.Errorf("overlay not connected: %d of %d peers reachable", n, len(peers))
+		}
+		slices.Sort(deg)
+		fit := fitDegrees(deg, degreeKmin, uncappedMaxDegree)
+		t.Logf("uncapped (max %d): min %d median %d max %d mean %.2f; %d at the cap", uncappedMaxDegree,
+			deg[0], deg[len(deg)/2], deg[len(deg)-1], mean(deg), fit.capped)
+		t.Logf("histogram: %s", histogram(deg))
+		t.Logf("power law alpha %.3f logL %.1f; geometric q %.3f logL %.1f; log-likelihood ratio %.1f, Vuong z %.2f",
+			fit.alpha, fit.llPow, fit.q, fit.llGeo, fit.llPow-fit.llGeo, fit.vuong)
+		if fit.vuong < powerLawZ {
+			t.Errorf("power law not significantly better than geometric: Vuong z %.2f, want at least %v", fit.vuong, powerLawZ)
+		}
+		if fit.alpha < minUncappedExponent || fit.alpha > maxUncappedExponent {
+			t.Errorf("fitted exponent %.3f outside [%v, %v]", fit.alpha, minUncappedExponent, maxUncappedExponent)
+		}
+	})
+}
