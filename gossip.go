@@ -828,9 +828,8 @@ func WithReputation(halfLife time.Duration, threshold float64, banFor time.Durat
 // of one group (default 8).
 func WithAddressGroups(prefix, perSeed, inboundPerPeer int) Option {
 	return func(c *config) error {
-		if prefix < 8 || prefix > 32 || perSeed < 1 || inboundPerPeer < 1 || perSeed > 1<<24 || inboundPerPeer > MaxDegreeLimit {
-			return fmt.Errorf("%w: address groups need prefix in [8, 32], perSeed in [1, %d], inboundPerPeer in [1, %d]",
-				ErrBadOption, 1<<24, MaxDegreeLimit)
+		if prefix < 8 || prefix > 32 || perSeed < 1 || inboundPerPeer < 1 || perSeed > 1<<24 || inboundPerPeer > 1<<24 {
+			return fmt.Errorf("%w: address groups need prefix in [8, 32] and limits in [1, %d]", ErrBadOption, 1<<24)
 		}
 		c.groupPrefix, c.groupLimit, c.inboundPerGroup = prefix, perSeed, inboundPerPeer
 		return nil
