@@ -109,10 +109,17 @@ func (c *collector) await(ctx context.Context, cond func() bool) error {
 	}
 }
 
-// removedBy returns when seed removed addr as dead, or false.
-func (c *collector) removedBy(seed, addr string) (time.Time, bool) {
-	for _, ev := range c.removals {
-		if ev.Node == seed && ev.Addr == addr && ev.Reason == "dead" {
+// removedBy returns when seed removed addr as dead at or after since, or
+// false. The collector is locked.
+func (c *collector) removedBy(seed, addr string, since time.Time) (time.Time, bool) {
+	return removedDead(c.removals, seed, addr, since)
+}
+
+// removedDead returns when seed removed addr as dead at or after since,
+// according to removals (EventPeerRemoved), or false.
+func removedDead(removals []gossip.Event, seed, addr string, since time.Time) (time.Time, bool) {
+	for _, ev := range removals {
+		if ev.Node == seed && ev.Addr == addr && ev.Reason == "dead" && !ev.Time.Before(since) {
 			return ev.Time, true
 		}
 	}

@@ -80,6 +80,10 @@ type config struct {
 	// -group-limit and -inbound-group-limit: 0 picks the loopback or
 	// public default (out.AddressGroups).
 	groupLimit, inboundGroupLimit int
+	// powDifficulty, when positive, replaces the library's proof-of-work
+	// difficulty at the seeds. Tests only (no flag): registration puzzles
+	// are most of the CPU a large network spends under -race.
+	powDifficulty int
 }
 
 // Bounds on the whole run by default. scaledTimeout is the README's promise

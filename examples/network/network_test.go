@@ -168,9 +168,19 @@ func TestNetworkThirtyPeers(t *testing.T) {
 	c := testConfig(t)
 	c.peers = 30
 	// Fast gossip, but the liveness and probe timings of the default run:
-	// 30 peers under -race on 2 busy cores can miss 300ms deadlines.
+	// 30 peers under -race on 2 busy cores can miss 300ms deadlines. And a
+	// cheaper registration puzzle: 60 solves at the default difficulty
+	// (which rises with the solve rate) take most of the CPU under -race,
+	// enough to starve liveness answers; the caps under test do not depend
+	// on it.
 	c.timing.liveness = scaledTiming.liveness
 	c.timing.probeTimeout = scaledTiming.probeTimeout
+	c.powDifficulty = 8
+	// One message each: 30 messages still reach 29 peers each (870
+	// deliveries). Three each kept the overlay's nodes several seconds
+	// behind their inboxes under -race on a busy machine, long enough for
+	// liveness requests queued behind the gossip to go unanswered.
+	c.messages = 1
 	c.timeout = 40 * time.Second // failure guard only
 	var stdout strings.Builder
 	err := runNetwork(t.Context(), c, io.MultiWriter(&stdout, t.Output()), t.Output())
@@ -238,6 +248,44 @@ func TestFalseReports(t *testing.T) {
 	} {
 		if got := falseReports(tc.reports, tc.victim, killAt); len(got) != tc.want {
 			t.Errorf("%s: %d false reports %v, want %d", tc.name, len(got), got, tc.want)
+		}
+	}
+}
+
+// TestUnrefuted checks the rule behind "every dead-node report about a
+// live peer was refuted by the seeds' probes".
+func TestUnrefuted(t *testing.T) {
+	killAt := time.Unix(100, 0)
+	const (
+		s1, s2, s3 = "127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"
+		victim, x  = "127.0.0.1:1", "127.0.0.1:2"
+	)
+	registered := map[string][]string{x: {s1, s2}, victim: {s1, s3}}
+	at := func(d time.Duration) time.Time { return killAt.Add(d) }
+	recv := func(seed, addr string, d time.Duration) gossip.Event {
+		return gossip.Event{Kind: gossip.EventDeadReportReceived, Node: seed, Addr: addr, From: "127.0.0.1:9", Time: at(d)}
+	}
+	refute := func(seed, addr string, d time.Duration) gossip.Event {
+		return gossip.Event{Kind: gossip.EventDeadReportRefuted, Node: seed, Addr: addr, Time: at(d)}
+	}
+	removed := gossip.Event{Kind: gossip.EventPeerRemoved, Node: s1, Addr: victim, Reason: "dead", Time: at(2 * time.Second)}
+	for _, tc := range []struct {
+		name     string
+		received []gossip.Event
+		refuted  []gossip.Event
+		removals []gossip.Event
+		want     int
+	}{
+		{"refuted by another seed later", []gossip.Event{recv(s1, x, time.Second)}, []gossip.Event{refute(s2, x, 2*time.Second)}, nil, 0},
+		{"refutation before the report", []gossip.Event{recv(s1, x, time.Second)}, []gossip.Event{refute(s1, x, 0)}, nil, 1},
+		{"refutation of another peer", []gossip.Event{recv(s1, x, time.Second)}, []gossip.Event{refute(s1, victim, 2*time.Second)}, nil, 1},
+		{"seed without the peer registered", []gossip.Event{recv(s3, x, time.Second)}, nil, nil, 0},
+		{"victim after the kill", []gossip.Event{recv(s1, victim, time.Second)}, nil, nil, 0},
+		{"victim before the kill, then removed", []gossip.Event{recv(s1, victim, -time.Second)}, nil, []gossip.Event{removed}, 0},
+		{"victim before the kill, kept", []gossip.Event{recv(s1, victim, -time.Second)}, nil, nil, 1},
+	} {
+		if got := unrefuted(tc.received, tc.refuted, tc.removals, registered, victim, killAt); len(got) != tc.want {
+			t.Errorf("%s: %d unrefuted %v, want %d", tc.name, len(got), got, tc.want)
 		}
 	}
 }
