@@ -841,7 +841,10 @@ func WithAddressGroups(prefix, perSeed, inboundPerPeer int) Option {
 // interval), if at least minNew new messages arrived from others, every
 // neighbour linked for the whole window that sent no gossip frame, not even
 // a duplicate, is dropped and not dialed again for the ban duration
-// (default 1 minute, 5 messages; a zero window disables the check).
+// (default 1 minute, 5 messages; a zero window disables the check). The
+// messages must also come from at least 3 distinct origins: with fewer, an
+// honest neighbour downstream of this peer on every path from them sends
+// nothing back, and looks silent.
 func WithSilenceCheck(window time.Duration, minNew int) Option {
 	return func(c *config) error {
 		if window < 0 || minNew < 1 || minNew > 1<<20 {

@@ -724,3 +724,30 @@ func TestLinkNeedsKeyProof(t *testing.T) {
 		t.Fatal("the ack of this peer's own connect was refused")
 	}
 }
+
+// TestSilenceCheckNeedsSeveralOrigins: a neighbour that relays nothing is
+// dropped only when the window's new messages came from several origins.
+// With a single origin, a neighbour downstream of this peer never sends it
+// anything, honest or not.
+func TestSilenceCheckNeedsSeveralOrigins(t *testing.T) {
+	window := time.Minute
+	for _, origins := range []int{1, silenceOrigins - 1, silenceOrigins} {
+		t.Run(fmt.Sprintf("%d origins", origins), func(t *testing.T) {
+			s := joinedPeer(t, []string{"a", "b", "c"}, WithSignatures(false), WithSilenceCheck(window, 5))
+			for i := range 10 {
+				s.receive("a", &wireMsg{K: kindGossip, Origin: fmt.Sprintf("o%d", i%origins), Seq: uint64(i + 1),
+					Stamp: t0.UnixNano(), Payload: []byte("x")}, t0.Add(time.Second))
+			}
+			drainEvents(&s.fx)
+			s.tick(t0.Add(window + time.Second))
+			got := s.neighborsSorted()
+			want := []string{"a", "b", "c"}
+			if origins >= silenceOrigins {
+				want = []string{"a"} // b and c relayed nothing
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("neighbours after the window %v, want %v", got, want)
+			}
+		})
+	}
+}
