@@ -288,10 +288,12 @@ type TCPStats struct {
 	// frame: over the WithMaxConns cap or failing the handshake (bad magic,
 	// bad or spoofed address, timeout).
 	RejectedConns uint64
+	// Dials counts outbound connection attempts, failed ones included.
+	Dials uint64
 }
 
 type tcpCounters struct {
-	framesSent, bytesSent, framesRecv, bytesRecv, dropped, rejected, inboxWaits atomic.Uint64
+	framesSent, bytesSent, framesRecv, bytesRecv, dropped, rejected, inboxWaits, dials atomic.Uint64
 }
 
 // TCP is a [Transport] over TCP. Frames are length-prefixed on the wire.
@@ -432,6 +434,7 @@ func (t *TCP) Stats() TCPStats {
 		Dropped:        t.stats.dropped.Load(),
 		InboxWaits:     t.stats.inboxWaits.Load(),
 		RejectedConns:  t.stats.rejected.Load(),
+		Dials:          t.stats.dials.Load(),
 	}
 }
 
@@ -988,6 +991,7 @@ func (w *writer) dial() (*outConn, error) {
 	if h := t.cfg.hooks.beforeDial; h != nil {
 		h(w.addr)
 	}
+	t.stats.dials.Add(1)
 	d := net.Dialer{Timeout: t.cfg.dialTimeout}
 	if t.localAddr != nil {
 		d.LocalAddr = t.localAddr

@@ -418,8 +418,8 @@ func TestTCPStats(t *testing.T) {
 		sent += wait(t, batches, "batch")
 	}
 	const wantBytes = n * (4 + size)
-	if st := a.Stats(); st.FramesSent != n || st.BytesSent != wantBytes || st.Dropped != 0 {
-		t.Errorf("a stats = %+v, want %d frames and %d bytes sent, none dropped", st, n, wantBytes)
+	if st := a.Stats(); st.FramesSent != n || st.BytesSent != wantBytes || st.Dropped != 0 || st.Dials != 1 {
+		t.Errorf("a stats = %+v, want %d frames and %d bytes sent over 1 dial, none dropped", st, n, wantBytes)
 	}
 	if st := b.Stats(); st.FramesReceived != n || st.BytesReceived != wantBytes {
 		t.Errorf("b stats = %+v, want %d frames and %d bytes received", st, n, wantBytes)
@@ -433,8 +433,8 @@ func TestTCPStats(t *testing.T) {
 	if got := wait(t, done, "writer to the dead address to exit"); got != dead {
 		t.Fatalf("writer for %s exited, want %s", got, dead)
 	}
-	if st := a.Stats(); st.Dropped != 1 {
-		t.Errorf("Dropped after a failed dial = %d, want 1", st.Dropped)
+	if st := a.Stats(); st.Dropped != 1 || st.Dials != 2 {
+		t.Errorf("after a failed dial: Dropped = %d, Dials = %d; want 1 and 2", st.Dropped, st.Dials)
 	}
 }
 

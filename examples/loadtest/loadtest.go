@@ -114,6 +114,10 @@ type result struct {
 	TotalBytes        uint64  `json:"total_bytes"`
 	TotalFrames       uint64  `json:"total_frames"`
 	TransportDropped  uint64  `json:"transport_dropped"`
+	// Dials counts outbound connection attempts during the workload, then
+	// over the whole run.
+	Dials      uint64 `json:"dials"`
+	TotalDials uint64 `json:"total_dials"`
 
 	// MaxHops is the largest hop count of a first arrival.
 	MaxHops    int     `json:"max_hops"`
@@ -226,6 +230,7 @@ func run(ctx context.Context, cfg config) (res result, err error) {
 	res.Bytes = after.BytesSent - before.BytesSent
 	res.Frames = after.FramesSent - before.FramesSent
 	res.TotalBytes, res.TotalFrames, res.TransportDropped = after.BytesSent, after.FramesSent, after.Dropped
+	res.Dials, res.TotalDials = after.Dials-before.Dials, after.Dials
 	if res.Deliveries > 0 {
 		res.BytesPerDelivery = float64(res.Bytes) / float64(res.Deliveries)
 		res.FramesPerDelivery = float64(res.Frames) / float64(res.Deliveries)
@@ -496,6 +501,7 @@ func (r *runner) tcpStats() transport.TCPStats {
 		s.BytesSent += st.BytesSent
 		s.FramesSent += st.FramesSent
 		s.Dropped += st.Dropped
+		s.Dials += st.Dials
 	}
 	return s
 }
