@@ -135,7 +135,7 @@ func (n *network) run(ctx context.Context) error {
 // bound addresses even for port 0, then creates the seeds.
 func (n *network) listenSeeds() error {
 	for _, addr := range n.cfg.seeds {
-		tr, err := transport.ListenTCP(addr, transport.WithLogger(n.log.With("component", "transport")))
+		tr, err := transport.ListenTCP(addr, out.TCPOptions(addr, transport.WithLogger(n.log.With("component", "transport")))...)
 		if err != nil {
 			if errors.Is(err, transport.ErrAddrInUse) {
 				return out.Usagef("seed %s: port already in use (is examples/seed running?)", addr)
@@ -184,7 +184,7 @@ func (n *network) handler(w *out.Writer) func(gossip.Event) {
 
 // startPeer binds a free port on 127.0.0.1 and runs a peer on it in g.
 func (n *network) startPeer(ctx context.Context, g *errgroup.Group, i int) error {
-	tr, err := transport.ListenTCP("127.0.0.1:0", transport.WithLogger(n.log.With("component", "transport")))
+	tr, err := transport.ListenTCP("127.0.0.1:0", out.TCPOptions("127.0.0.1:0", transport.WithLogger(n.log.With("component", "transport")))...)
 	if err != nil {
 		return fmt.Errorf("peer %d: %w", i, err)
 	}

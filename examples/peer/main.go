@@ -93,7 +93,7 @@ func run(o options) (err error) {
 		if out.IsSeed(seeds, addr) {
 			return nil, fmt.Errorf("it is a seed address in %s", o.Config)
 		}
-		tr, err := transport.ListenTCP(addr, transport.WithLogger(log.With("component", "transport")))
+		tr, err := transport.ListenTCP(addr, out.TCPOptions(addr, transport.WithLogger(log.With("component", "transport")))...)
 		if err != nil {
 			return nil, err
 		}

@@ -84,7 +84,7 @@ func run(o options) (err error) {
 	// closed.
 	defer func() { err = errors.Join(err, out.CloseAll(writers)) }()
 	for _, addr := range start {
-		tr, err := transport.ListenTCP(addr, transport.WithLogger(log.With("component", "transport")))
+		tr, err := transport.ListenTCP(addr, out.TCPOptions(addr, transport.WithLogger(log.With("component", "transport")))...)
 		if err != nil {
 			if errors.Is(err, transport.ErrAddrInUse) {
 				return out.Usagef("seed %s: port already in use (is this seed already running?): %w", addr, err)

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/gossip-dev/gossip"
+	"github.com/gossip-dev/gossip/transport"
 )
 
 // Largest values of the -group-limit and -inbound-group-limit flags: the
@@ -71,4 +72,22 @@ func AddressGroups(addr string, perSeed, inbound int) gossip.Option {
 		}
 	}
 	return gossip.WithAddressGroups(gossip.DefaultGroupPrefix, perSeed, inbound)
+}
+
+// LoopbackConnsPerIP is the cap on simultaneous inbound connections from
+// one IP address of a node listening on a loopback address: the
+// transport's default total cap of inbound connections.
+const LoopbackConnsPerIP = 1024
+
+// TCPOptions returns the transport options of a node that will listen on
+// addr, after opts. On a loopback address it lifts the transport's cap of
+// 32 inbound connections per source IP (transport.WithMaxConnsPerIP): every
+// node of a local network connects from 127.0.0.1, so a seed capped at 32
+// would stop answering the 31st peer (beside two other seeds). Elsewhere
+// the transport's defaults apply.
+func TCPOptions(addr string, opts ...transport.TCPOption) []transport.TCPOption {
+	if IsLoopback(addr) {
+		opts = append(opts, transport.WithMaxConnsPerIP(LoopbackConnsPerIP))
+	}
+	return opts
 }

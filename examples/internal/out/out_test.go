@@ -374,6 +374,42 @@ func TestGroupLimits(t *testing.T) {
 	}
 }
 
+// TestTCPOptions checks that a node on loopback accepts more inbound
+// connections from 127.0.0.1 than the transport's default cap of 32 per IP:
+// 40 nodes each send it one frame, and all 40 frames arrive.
+func TestTCPOptions(t *testing.T) {
+	if got := len(TCPOptions("192.0.2.1:7001")); got != 0 {
+		t.Errorf("public address: %d options, want the transport's defaults", got)
+	}
+	srv, err := transport.ListenTCP("127.0.0.1:0", TCPOptions("127.0.0.1:0")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	const clients = 40
+	for i := range clients {
+		c, err := transport.ListenTCP("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.Send(t.Context(), srv.Addr(), []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	from := map[string]bool{}
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	for len(from) < clients {
+		select {
+		case p := <-srv.Packets():
+			from[p.From] = true
+		case <-timeout.C:
+			t.Fatalf("frames from %d of %d nodes on 127.0.0.1 after 10s; stats %+v", len(from), clients, srv.Stats())
+		}
+	}
+}
+
 // nopTransport is never run: NewSeed does no I/O.
 type nopTransport struct{ addr string }
 
