@@ -1308,5 +1308,10 @@ func (s *peerState) stop(now time.Time) {
 	for _, a := range s.neighborsSorted() {
 		s.fx.send(a, &wireMsg{K: kindLeave})
 	}
+	// A peer still answering a connect may have taken the link already:
+	// tell it too, or it would find this peer dead later.
+	for _, a := range slices.Sorted(maps.Keys(s.dialing)) {
+		s.fx.send(a, &wireMsg{K: kindLeave})
+	}
 	s.stopped = true
 }

@@ -751,3 +751,23 @@ func TestSilenceCheckNeedsSeveralOrigins(t *testing.T) {
 		})
 	}
 }
+
+// TestPeerStopTellsEveryone: a stopping peer tells its registered seeds,
+// its neighbours and the peers it is still dialing (one may have accepted
+// the link already).
+func TestPeerStopTellsEveryone(t *testing.T) {
+	s := joinedPeer(t, []string{"a", "b"})
+	s.receive(s.seeds[0], &wireMsg{K: kindPeerList, Peers: []wirePeer{{Addr: "c"}}}, t0)
+	if _, ok := s.dialing["c"]; !ok {
+		t.Fatal("did not dial c")
+	}
+	sent(&s.fx)
+	s.stop(t0)
+	got := sent(&s.fx)
+	slices.Sort(got)
+	want := []string{"a leave", "b leave", "c leave", s.seeds[0] + " leave", s.seeds[1] + " leave"}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("stop sent %v, want %v", got, want)
+	}
+}
