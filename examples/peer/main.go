@@ -40,6 +40,7 @@ type options struct {
 	maxDegree        int
 	minDegree        int
 	inboundGroup     int
+	keyFile          string
 }
 
 func main() {
@@ -54,6 +55,8 @@ func main() {
 	flag.IntVar(&o.minDegree, "min-degree", gossip.DefaultMinDegree, "fewest neighbours this peer keeps, when enough peers are known")
 	flag.IntVar(&o.inboundGroup, "inbound-group-limit", 0,
 		"most inbound neighbours of one address group (IPv4 /24) this peer accepts; 0: 8, or no cap when it listens on a loopback address")
+	flag.StringVar(&o.keyFile, "key", "",
+		"keep this peer's Ed25519 identity in this file (PEM, created if missing); default: a new identity each run")
 	flag.Parse()
 	err := out.NoArgs(flag.CommandLine)
 	if err == nil {
@@ -79,6 +82,13 @@ func run(o options) (err error) {
 		gossip.WithMaxMisses(o.misses),
 		gossip.WithMaxDegree(o.maxDegree),
 		gossip.WithMinDegree(o.minDegree),
+	}
+	if o.keyFile != "" {
+		key, err := gossip.LoadIdentity(o.keyFile)
+		if err != nil {
+			return out.Usagef("-key: %w", err)
+		}
+		opts = append(opts, gossip.WithIdentity(key))
 	}
 	// Check the options before asking anything on the terminal: an error
 	// here is a bad flag. NewPeer does no I/O.
@@ -138,7 +148,7 @@ func run(o options) (err error) {
 	if err != nil {
 		return err
 	}
-	w.Printf("peer listening on %s; seeds %v; output %s; Ctrl-C to leave", tr.Addr(), seeds, w.Path())
+	w.Printf("peer listening on %s; identity %s; seeds %v; output %s; Ctrl-C to leave", tr.Addr(), p.ID(), seeds, w.Path())
 	if err := p.Run(ctx); err != nil {
 		return err
 	}
