@@ -394,8 +394,9 @@ const (
 	// DefaultSilenceWindow is the window of the silent-neighbour check.
 	DefaultSilenceWindow = time.Minute
 	// DefaultPoWDifficulty is the registration puzzle's difficulty in
-	// leading zero bits (about 65-90 ms of one core here).
-	DefaultPoWDifficulty = 18
+	// leading zero bits (a mean solve of 71 ms on one idle core here,
+	// about twice that on a busy one).
+	DefaultPoWDifficulty = 19
 )
 
 // MaxDegreeLimit is the largest value WithMinDegree and WithMaxDegree
@@ -873,11 +874,11 @@ func WithIdentity(key ed25519.PrivateKey) Option {
 // WithProofOfWork sets the difficulty, in leading zero bits of a SHA-256
 // hash, of the puzzle a seed requires from a peer that registers a new
 // address or key (renewals by the same key need none): about 2^d hashes,
-// 65-90 ms of one core at the default 18. The puzzle is bound to a fresh
-// seed nonce, the peer's key and its address, is single use and expires
-// after 30 s; the difficulty rises by a bit per doubling of the solve rate
-// above 100 a minute, up to 24. 0 disables the requirement. A seed-side
-// option.
+// 71 ms of one idle core at the default 19 (BenchmarkSolveDifficulty in
+// internal/pow). The puzzle is bound to a fresh seed nonce, the peer's key
+// and its address, is single use and expires after 30 s; the difficulty
+// rises by a bit per doubling of the solve rate above 100 a minute, up to
+// 24. 0 disables the requirement. A seed-side option.
 func WithProofOfWork(difficulty int) Option {
 	return func(c *config) error {
 		if difficulty < 0 || difficulty > 24 {

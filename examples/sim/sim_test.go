@@ -47,7 +47,7 @@ var (
 	flagRand     = flag.Uint64("rand", 1, "random seed of the network and the nodes")
 	flagLazy     = flag.Duration("lazy", 0, "gossip.WithLazyPush flush interval (0: flooding)")
 	flagGraft    = flag.Duration("lazy-graft", time.Second, "gossip.WithLazyPush graft timeout")
-	flagPoW      = flag.Int("pow", 0, "gossip.WithProofOfWork difficulty at the seeds, 0 (off) to 24; the library's default is 18. Puzzles burn real CPU, not virtual time, and the seeds add a bit per doubling of the join rate above 100 a minute (about 6 at the default -stagger)")
+	flagPoW      = flag.Int("pow", 0, "gossip.WithProofOfWork difficulty at the seeds, 0 (off) to 24; the library's default is 19. Puzzles burn real CPU, not virtual time, and the seeds add a bit per doubling of the join rate above 100 a minute (about 6 at the default -stagger)")
 	flagSigs     = flag.Bool("signatures", true, "gossip.WithSignatures: sign and verify every message")
 	flagSilence  = flag.Duration("silence-window", gossip.DefaultSilenceWindow, "gossip.WithSilenceCheck window (0: no silent-neighbour check)")
 	flagSilMin   = flag.Int("silence-min", 5, "gossip.WithSilenceCheck: new messages in a window that arm the check (the library's default is 5)")

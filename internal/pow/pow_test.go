@@ -234,7 +234,7 @@ func BenchmarkSolve(b *testing.B) { benchSolve(b, 18) }
 // BenchmarkSolveDifficulty is the calibration run behind the default
 // difficulty: go test -run=^$ -bench=SolveDifficulty -benchtime=100x -cpu=1.
 func BenchmarkSolveDifficulty(b *testing.B) {
-	for _, d := range []uint8{16, 18, 20} {
+	for _, d := range []uint8{16, 18, 19, 20} {
 		b.Run(fmt.Sprintf("d=%d", d), func(b *testing.B) { benchSolve(b, d) })
 	}
 }
