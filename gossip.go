@@ -117,24 +117,30 @@ const (
 	// threshold; its frames are ignored for the ban duration. Addr is the
 	// node.
 	EventBanned
+	// EventDeadReportConfirmed (seed): the reported node failed every one
+	// of this seed's probes; the seed votes for its removal and tells the
+	// other seeds. Addr is the node, Peers the reporters. The node is
+	// removed (EventPeerRemoved) once a majority of the seeds voted.
+	EventDeadReportConfirmed
 )
 
 var eventNames = [...]string{
-	EventRegistered:         "registered",
-	EventJoined:             "joined",
-	EventRegisterFailed:     "register-failed",
-	EventPeerList:           "peer-list",
-	EventNeighborUp:         "neighbor-up",
-	EventNeighborDown:       "neighbor-down",
-	EventMessage:            "message",
-	EventOriginated:         "originated",
-	EventDeadReportSent:     "dead-report-sent",
-	EventPeerRegistered:     "peer-registered",
-	EventPeerListServed:     "peer-list-served",
-	EventDeadReportReceived: "dead-report-received",
-	EventDeadReportRefuted:  "dead-report-refuted",
-	EventPeerRemoved:        "peer-removed",
-	EventBanned:             "banned",
+	EventRegistered:          "registered",
+	EventJoined:              "joined",
+	EventRegisterFailed:      "register-failed",
+	EventPeerList:            "peer-list",
+	EventNeighborUp:          "neighbor-up",
+	EventNeighborDown:        "neighbor-down",
+	EventMessage:             "message",
+	EventOriginated:          "originated",
+	EventDeadReportSent:      "dead-report-sent",
+	EventPeerRegistered:      "peer-registered",
+	EventPeerListServed:      "peer-list-served",
+	EventDeadReportReceived:  "dead-report-received",
+	EventDeadReportRefuted:   "dead-report-refuted",
+	EventPeerRemoved:         "peer-removed",
+	EventBanned:              "banned",
+	EventDeadReportConfirmed: "dead-report-confirmed",
 }
 
 // String returns a short lower-case name such as "message".
@@ -210,6 +216,8 @@ func (e Event) String() string {
 		return "sent peer list to " + e.Addr
 	case EventDeadReportReceived:
 		return fmt.Sprintf("%s received from %s; probing", DeadNodeLine(e.Addr, e.Stamp, e.From), e.From)
+	case EventDeadReportConfirmed:
+		return fmt.Sprintf("dead-node report about %s confirmed: it failed this seed's probes; voting for its removal (reporters %v)", e.Addr, e.Peers)
 	case EventDeadReportRefuted:
 		return fmt.Sprintf("dead-node report about %s refuted: it answered the probe (reporters %v)", e.Addr, e.Peers)
 	case EventPeerRemoved:

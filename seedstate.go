@@ -386,6 +386,7 @@ func (s *seedState) tick(now time.Time) {
 		}
 		delete(s.probes, addr)
 		s.log.Info("peer failed probes; voting for its removal", "peer", addr, "reporters", p.reporters)
+		s.emit(Event{Kind: EventDeadReportConfirmed, Time: now, Addr: addr, Peers: p.reporters})
 		for _, o := range s.others {
 			s.fx.send(o, &wireMsg{K: kindSeedDead, Addr: addr, Stamp: now.UnixNano()})
 		}

@@ -328,6 +328,12 @@ func TestSeedProbeRemovesDeadPeerByMajority(t *testing.T) {
 	if !slices.Equal(all, want) {
 		t.Errorf("sent %v, want %v: three probes, then a vote to the other seeds", all, want)
 	}
+	evs := drainEvents(&s.fx)
+	if diff := cmp.Diff([]EventKind{EventDeadReportReceived, EventDeadReportConfirmed}, kindsOf(evs)); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	} else if ev := evs[1]; ev.Addr != "b" || !slices.Equal(ev.Peers, []string{"a"}) {
+		t.Errorf("confirmation %+v, want b reported by [a]", ev)
+	}
 	// One seed of three is no majority.
 	if !slices.Contains(*s.view.Load(), "b") {
 		t.Fatal("removed on this seed's probes alone")

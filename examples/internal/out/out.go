@@ -120,28 +120,12 @@ func Create(dir, role, addr string, console *Console) (*Writer, error) {
 func (w *Writer) Path() string { return w.path }
 
 // Handle writes ev as one line. Its signature fits gossip.WithEventHandler.
-//
-// A seed's removal of a peer as dead is preceded by the confirmation of
-// the dead-node reports, the counterpart of the library's "refuted" line:
-// the library removes a peer as "dead" only once a majority of the seeds
-// failed to reach it with their own probes. (It has no event for one
-// seed's own failed probes, only an info-level log record, so the line
-// cannot say whether this seed's probes were among them.)
 func (w *Writer) Handle(ev gossip.Event) {
 	t := ev.Time
 	if t.IsZero() {
 		t = w.now()
 	}
-	if ev.Kind == gossip.EventPeerRemoved && ev.Reason == "dead" {
-		w.Line(t, ConfirmedLine(ev.Addr))
-	}
 	w.Line(t, ev.String())
-}
-
-// ConfirmedLine is the seed's line confirming the dead-node reports about
-// addr, written just before its "removed peer <addr> (dead)" line.
-func ConfirmedLine(addr string) string {
-	return "dead-node report about " + addr + " confirmed: a majority of the seeds failed to reach it with their probes"
 }
 
 // Printf writes one line of text stamped with the current time.

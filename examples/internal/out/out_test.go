@@ -72,6 +72,8 @@ func TestWriterEvents(t *testing.T) {
 		// Seed events, in one file for the test's sake.
 		{Kind: gossip.EventDeadReportRefuted, Time: at, Node: "127.0.0.1:7001", Addr: "127.0.0.1:7006",
 			Peers: []string{"127.0.0.1:7004"}},
+		{Kind: gossip.EventDeadReportConfirmed, Time: at, Node: "127.0.0.1:7001", Addr: "127.0.0.1:7005",
+			Peers: []string{"127.0.0.1:7004"}},
 		{Kind: gossip.EventPeerRemoved, Time: at, Node: "127.0.0.1:7001", Addr: "127.0.0.1:7005",
 			Reason: "dead", Peers: []string{"127.0.0.1:7006"}},
 		{Kind: gossip.EventPeerRemoved, Time: at, Node: "127.0.0.1:7001", Addr: "127.0.0.1:7006",
@@ -92,7 +94,7 @@ func TestWriterEvents(t *testing.T) {
 	wantFile := "15:04:05.125 1764081234.125:127.0.0.1:7006:3 from 127.0.0.1:7005\n" +
 		"15:04:05.125 Dead Node:127.0.0.1:7005:1764081234.125:127.0.0.1:7004 sent to seeds [127.0.0.1:7001]\n" +
 		"15:04:05.125 dead-node report about 127.0.0.1:7006 refuted: it answered the probe (reporters [127.0.0.1:7004])\n" +
-		"15:04:05.125 dead-node report about 127.0.0.1:7005 confirmed: a majority of the seeds failed to reach it with their probes\n" +
+		"15:04:05.125 dead-node report about 127.0.0.1:7005 confirmed: it failed this seed's probes; voting for its removal (reporters [127.0.0.1:7004])\n" +
 		"15:04:05.125 removed peer 127.0.0.1:7005 (dead); peer list [127.0.0.1:7006]\n" +
 		"15:04:05.125 removed peer 127.0.0.1:7006 (left); peer list []\n" +
 		"15:04:05.125 text with newline\n"
