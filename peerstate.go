@@ -553,20 +553,38 @@ func (s *peerState) fill(now time.Time) {
 		}
 		cands = append(cands, a)
 	}
-	used := make(map[string]bool)
+	// Eclipse resistance: outbound links (and dials) per address group
+	// are capped, and groups with none yet are preferred, so that one
+	// group cannot take the links this peer chooses itself. A network of
+	// one group (every node on loopback, say) has no other choice: there
+	// the cap does not apply.
+	group := func(a string) string { return addrGroup(a, s.cfg.groupPrefix) }
+	count := make(map[string]int)
 	for a, nb := range s.nbrs {
 		if nb.outbound {
-			used[addrGroup(a, s.cfg.groupPrefix)] = true
+			count[group(a)]++
 		}
 	}
 	for a := range s.dialing {
-		used[addrGroup(a, s.cfg.groupPrefix)] = true
+		count[group(a)]++
 	}
+	groupCap := outboundGroupCap(s.target)
+	groups := make(map[string]bool, len(count)+1)
+	for g := range count {
+		groups[g] = true
+	}
+	for _, a := range cands {
+		groups[group(a)] = true
+	}
+	oneGroup := len(groups) <= 1
 	for ; want > 0 && len(cands) > 0; want-- {
-		// Prefer address groups this peer has no outbound link to yet,
-		// so that one group cannot take all of them.
-		i := s.pickWeighted(cands, func(a string) bool { return !used[addrGroup(a, s.cfg.groupPrefix)] })
-		used[addrGroup(cands[i], s.cfg.groupPrefix)] = true
+		i := s.pickWeighted(cands,
+			func(a string) bool { return count[group(a)] == 0 },
+			func(a string) bool { return oneGroup || count[group(a)] < groupCap })
+		if i < 0 {
+			break // every candidate's group is at the cap
+		}
+		count[group(cands[i])]++
 		a := cands[i]
 		cands = slices.Delete(cands, i, i+1)
 		nonce := s.newLinkNonce()
@@ -575,13 +593,21 @@ func (s *peerState) fill(now time.Time) {
 	}
 }
 
+// outboundGroupCap is how many outbound links a peer that dials target
+// neighbours keeps in one address group: a quarter of them, at least 2 so
+// that the minimum degree can always be met.
+func outboundGroupCap(target int) int { return max(2, target/4) }
+
 // pickWeighted returns an index into cands with probability proportional
 // to the candidate's reported degree plus one (preferential attachment),
-// among the candidates that satisfy prefer if there are any.
-func (s *peerState) pickWeighted(cands []string, prefer func(string) bool) int {
-	ok := func(a string) bool { return true }
+// among the candidates that satisfy prefer, if any does, else among those
+// that satisfy allow; -1 if none does.
+func (s *peerState) pickWeighted(cands []string, prefer, allow func(string) bool) int {
+	ok := allow
 	if slices.ContainsFunc(cands, prefer) {
 		ok = prefer
+	} else if !slices.ContainsFunc(cands, allow) {
+		return -1
 	}
 	total := 0
 	for _, a := range cands {

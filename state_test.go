@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -775,5 +776,48 @@ func TestPeerStopTellsEveryone(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Fatalf("stop sent %v, want %v", got, want)
+	}
+}
+
+// TestOutboundGroupCap: a peer dials at most outboundGroupCap(target)
+// neighbours of one address group while other groups have candidates, and
+// any number on a network of a single group.
+func TestOutboundGroupCap(t *testing.T) {
+	const target = 8 // min = max degree: the drawn target is 8
+	groupCap := outboundGroupCap(target)
+	dialedIn := func(s *peerState, prefix string) int {
+		n := 0
+		for a := range s.dialing {
+			if strings.HasPrefix(a, prefix) {
+				n++
+			}
+		}
+		return n
+	}
+	list := func(addrs ...string) *wireMsg {
+		m := &wireMsg{K: kindPeerList}
+		for _, a := range addrs {
+			m.Peers = append(m.Peers, wirePeer{Addr: a})
+		}
+		return m
+	}
+	var crowd []string
+	for i := range 10 {
+		crowd = append(crowd, fmt.Sprintf("10.9.9.%d:1", i+1))
+	}
+
+	s := joinedPeer(t, nil, WithMinDegree(target), WithMaxDegree(target))
+	s.receive(s.seeds[0], list(append([]string{"10.1.1.1:1", "10.2.2.1:1"}, crowd...)...), t0)
+	if n := dialedIn(s, "10.9.9."); n != groupCap {
+		t.Errorf("dialed %d of one group, want the cap %d", n, groupCap)
+	}
+	if dialedIn(s, "10.1.1.") != 1 || dialedIn(s, "10.2.2.") != 1 {
+		t.Errorf("dialing %v: want both peers of the other groups", slices.Sorted(maps.Keys(s.dialing)))
+	}
+
+	s = joinedPeer(t, nil, WithMinDegree(target), WithMaxDegree(target))
+	s.receive(s.seeds[0], list(crowd...), t0)
+	if n := dialedIn(s, "10.9.9."); n != target {
+		t.Errorf("one-group network: dialed %d, want %d", n, target)
 	}
 }
