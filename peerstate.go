@@ -41,6 +41,14 @@ type dial struct {
 	nonce    []byte // the connect's nonce, which the ack must sign
 }
 
+// linkStamp identifies a proven connect: its stamp and nonce. Two connects
+// of one dialer can share a stamp (a coarse or virtual clock), never a
+// nonce.
+type linkStamp struct {
+	stamp int64
+	nonce [linkNonceSize]byte
+}
+
 // maxLinkStamps bounds peerState.linkStamps. When it is full of entries
 // younger than the skew window, new inbound links wait (outbound links,
 // which this peer chooses, are unaffected).
@@ -98,10 +106,10 @@ type peerState struct {
 	known   map[string]int // candidate peers → degree reported by the seeds
 	nbrs    map[string]*neighbor
 	dialing map[string]dial // connect requests in flight
-	// linkStamps holds, per address, the stamp of the newest proven
-	// connect it sent within the skew window: an older or equal stamp is
-	// a replay.
-	linkStamps map[string]int64
+	// linkStamps holds, per address, the newest proven connect it sent
+	// within the skew window: an older one, or the same one again, is a
+	// replay.
+	linkStamps map[string]linkStamp
 	refused    map[string]bool // candidates that refused or timed out since the last list
 	target     int             // outbound neighbours this peer dials
 
@@ -123,7 +131,9 @@ type peerState struct {
 	// originsInWindow holds up to silenceOrigins distinct origins of
 	// those messages.
 	originsInWindow []string
-	shunned         map[string]time.Time // silent peers not to dial again until
+	// originatedInWindow counts the messages this peer originated in it.
+	originatedInWindow int
+	shunned            map[string]time.Time // silent peers not to dial again until
 
 	// Lazy push (WithLazyPush).
 	missing map[msgID]*missing
@@ -155,7 +165,7 @@ func newPeerState(cfg *config, self string, seeds []string, ctr *peerCounters, r
 		known:      make(map[string]int),
 		nbrs:       make(map[string]*neighbor),
 		dialing:    make(map[string]dial),
-		linkStamps: make(map[string]int64),
+		linkStamps: make(map[string]linkStamp),
 		refused:    make(map[string]bool),
 		seen:       newSeenSet(cfg.seenSize, cfg.seenTTL),
 		cache:      newMsgCache(cfg.cacheSize, cfg.cacheTTL),
@@ -293,11 +303,23 @@ func (s *peerState) linkProven(from string, m *wireMsg, now time.Time) bool {
 		why = "no nonce"
 	case !ed25519.Verify(m.Key, linkBytes(m.K, from, s.self, m.Stamp, m.Nonce), m.Sig):
 		why = "bad signature"
-	case m.K == kindConnect && m.Stamp <= s.linkStamps[from]:
-		why = "replayed"
-	case m.K == kindConnectAck:
-		if d, ok := s.dialing[from]; ok && !bytes.Equal(d.nonce, m.Nonce) {
-			why = "answers another connect"
+	}
+	if why == "" {
+		// Genuine signatures, but not for a link now: refused without
+		// penalty, since whoever replays a frame does so under its
+		// signer's address, and an ack may answer an earlier dial of
+		// this peer that timed out.
+		stale := ""
+		if m.K == kindConnect {
+			if last, ok := s.linkStamps[from]; ok && (m.Stamp < last.stamp || m.Stamp == last.stamp && bytes.Equal(m.Nonce, last.nonce[:])) {
+				stale = "replayed connect"
+			}
+		} else if d, ok := s.dialing[from]; ok && !bytes.Equal(d.nonce, m.Nonce) {
+			stale = "ack of another connect"
+		}
+		if stale != "" {
+			s.log.Debug("ignoring a link message", "peer", from, "kind", m.K, "why", stale)
+			return false
 		}
 	}
 	if why == "" && s.keys[from] != nil && !bytes.Equal(s.keys[from], m.Key) {
@@ -430,7 +452,7 @@ func (s *peerState) receive(from string, m *wireMsg, now time.Time) {
 			s.fill(now)
 		}
 	case kindConnect:
-		if s.linkProven(from, m, now) && s.noteLinkStamp(from, m.Stamp, now) {
+		if s.linkProven(from, m, now) && s.noteLinkStamp(from, m, now) {
 			s.onConnect(from, m.Nonce, now)
 		}
 	case kindConnectAck:
@@ -727,11 +749,11 @@ func (s *peerState) onConnect(from string, nonce []byte, now time.Time) {
 	s.fx.send(from, s.linkMsg(kindConnectAck, from, nonce, now))
 }
 
-// noteLinkStamp records the stamp of a proven connect from addr, which
-// linkProven has checked is newer than the last one. It returns false,
+// noteLinkStamp records a proven connect from addr, which linkProven has
+// checked is not older than the last one, nor the same. It returns false,
 // refusing the link, when the table is full of entries still inside the
 // skew window.
-func (s *peerState) noteLinkStamp(addr string, stamp int64, now time.Time) bool {
+func (s *peerState) noteLinkStamp(addr string, m *wireMsg, now time.Time) bool {
 	if !s.cfg.signing {
 		return true
 	}
@@ -742,7 +764,9 @@ func (s *peerState) noteLinkStamp(addr string, stamp int64, now time.Time) bool 
 			return false
 		}
 	}
-	s.linkStamps[addr] = stamp
+	ls := linkStamp{stamp: m.Stamp}
+	copy(ls.nonce[:], m.Nonce)
+	s.linkStamps[addr] = ls
 	return true
 }
 
@@ -750,8 +774,8 @@ func (s *peerState) noteLinkStamp(addr string, stamp int64, now time.Time) bool 
 // that old are refused as stale anyway.
 func (s *peerState) pruneLinkStamps(now time.Time) {
 	oldest := now.Add(-maxSkew).UnixNano()
-	for a, st := range s.linkStamps {
-		if st < oldest {
+	for a, ls := range s.linkStamps {
+		if ls.stamp < oldest {
 			delete(s.linkStamps, a)
 		}
 	}
@@ -976,6 +1000,7 @@ func (s *peerState) originate(payload []byte, now time.Time) {
 	}
 	id := m.id()
 	s.seen.add(id, now)
+	s.originatedInWindow++
 	to := s.neighborsSorted()
 	s.push(id, m, "", nil, now)
 	s.cache.add(id, m, "", now)
@@ -1151,6 +1176,31 @@ const digestGuard = time.Second
 // sent no gossip frame at all (an honest one relays at least duplicates)
 // is dropped and not dialed again for the ban duration. This defeats Sybils
 // that accept links but forward nothing.
+// explore dials one candidate chosen uniformly among those this peer has
+// no link or dial to, beyond its target, if the maximum degree allows.
+func (s *peerState) explore(now time.Time) {
+	if s.degree()+len(s.dialing) >= s.cfg.maxDegree {
+		return
+	}
+	var cands []string
+	for _, a := range slices.Sorted(maps.Keys(s.known)) {
+		_, nb := s.nbrs[a]
+		_, d := s.dialing[a]
+		if until, ok := s.shunned[a]; nb || d || s.refused[a] || ok && now.Before(until) {
+			continue
+		}
+		cands = append(cands, a)
+	}
+	if len(cands) == 0 {
+		return
+	}
+	a := cands[s.rng.IntN(len(cands))]
+	s.log.Info("no neighbour relays anything back; dialing one more", "peer", a)
+	nonce := s.newLinkNonce()
+	s.dialing[a] = dial{deadline: now.Add(s.cfg.connectTimeout), nonce: nonce}
+	s.fx.send(a, s.linkMsg(kindConnect, a, nonce, now))
+}
+
 // silenceOrigins is how many distinct origins the new messages of a
 // window must have before silent neighbours are dropped.
 const silenceOrigins = 3
@@ -1174,10 +1224,23 @@ func (s *peerState) checkSilence(now time.Time) {
 			}
 		}
 	}
+	// Starvation: this peer sent messages of its own, yet no neighbour
+	// sent it a single gossip frame, not even a duplicate. Every
+	// neighbour may be silent, and then no new message from others ever
+	// arrives to arm the check above: dial one more neighbour, chosen
+	// uniformly, to reach the rest of the network. The check above drops
+	// the silent ones once messages flow again.
+	heard := 0
+	for _, nb := range s.nbrs {
+		heard += nb.gossipIn
+	}
+	if heard == 0 && s.originatedInWindow > 0 && s.degree() > 0 {
+		s.explore(now)
+	}
 	for _, nb := range s.nbrs {
 		nb.gossipIn = 0
 	}
-	s.silenceFrom, s.newInWindow = now, 0
+	s.silenceFrom, s.newInWindow, s.originatedInWindow = now, 0, 0
 	clear(s.originsInWindow)
 	s.originsInWindow = s.originsInWindow[:0]
 	maps.DeleteFunc(s.shunned, func(_ string, until time.Time) bool { return !now.Before(until) })

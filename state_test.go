@@ -706,9 +706,20 @@ func TestLinkNeedsKeyProof(t *testing.T) {
 	s.receive("x", first, t0)
 	s.receive("x", &wireMsg{K: kindDisconnect}, t0)
 	s.receive("x", first, t0.Add(time.Second))
-	if _, ok := s.nbrs["x"]; ok || s.rep.score("x", t0.Add(time.Second)) >= 0 {
-		t.Fatal("a replayed connect was accepted or not penalised")
+	if _, ok := s.nbrs["x"]; ok {
+		t.Fatal("a replayed connect was accepted")
 	}
+	// No penalty: a replay comes under its signer's address, whoever sent it.
+	if s.rep.score("x", t0.Add(time.Second)) != 0 {
+		t.Fatal("the replayed connect's signer was penalised")
+	}
+	// A second connect with the same stamp (a coarse or virtual clock) but
+	// a new nonce is not a replay.
+	s.receive("x", linkAt(kindConnect, "x", "p:1", t0, bytes.Repeat([]byte{3}, linkNonceSize)), t0.Add(time.Second))
+	if _, ok := s.nbrs["x"]; !ok {
+		t.Fatal("a new connect with the same stamp was refused")
+	}
+	s.receive("x", &wireMsg{K: kindDisconnect}, t0.Add(time.Second))
 	s.receive("x", linkAt(kindConnect, "x", "p:1", t0.Add(2*time.Second), testNonce), t0.Add(2*time.Second))
 	if _, ok := s.nbrs["x"]; !ok {
 		t.Fatal("a fresh connect after a replay was refused")
@@ -723,8 +734,12 @@ func TestLinkNeedsKeyProof(t *testing.T) {
 	}
 	other := bytes.Repeat([]byte{1}, linkNonceSize)
 	s.receive("y", linkAt(kindConnectAck, "y", "p:1", t0, other), t0)
-	if _, ok := s.nbrs["y"]; ok || s.rep.score("y", t0) >= 0 {
-		t.Fatal("an ack for another connect was accepted or not penalised")
+	if _, ok := s.nbrs["y"]; ok {
+		t.Fatal("an ack for another connect was accepted")
+	}
+	// No penalty: it may answer an earlier dial that timed out.
+	if s.rep.score("y", t0) != 0 {
+		t.Fatal("an ack of another connect was penalised")
 	}
 	s.receive("y", linkAt(kindConnectAck, "y", "p:1", t0, d.nonce), t0)
 	if _, ok := s.nbrs["y"]; !ok {
@@ -819,5 +834,30 @@ func TestOutboundGroupCap(t *testing.T) {
 	s.receive(s.seeds[0], list(crowd...), t0)
 	if n := dialedIn(s, "10.9.9."); n != target {
 		t.Errorf("one-group network: dialed %d, want %d", n, target)
+	}
+}
+
+// TestStarvedPeerExplores: a peer whose own messages bring no gossip
+// frame back from any neighbour (all of them may be silent Sybils, so no
+// new message ever arms the silence check) dials one more neighbour at
+// the end of the window; a peer that sent nothing does not.
+func TestStarvedPeerExplores(t *testing.T) {
+	window := time.Minute
+	for _, sent := range []bool{false, true} {
+		s := joinedPeer(t, []string{"a", "b"}, WithSignatures(false), WithSilenceCheck(window, 5), WithMessages(0),
+			WithMinDegree(2), WithMaxDegree(8), WithDegreeExponent(10))
+		s.receive(s.seeds[0], &wireMsg{K: kindPeerList, Peers: []wirePeer{{Addr: "a"}, {Addr: "b"}, {Addr: "c"}}}, t0)
+		if len(s.dialing) != 0 {
+			t.Fatalf("dialing %v before the window ends", s.dialing)
+		}
+		if sent {
+			if err := s.broadcast([]byte("hello"), t0.Add(time.Second)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.tick(t0.Add(window + time.Second))
+		if _, dialed := s.dialing["c"]; dialed != sent {
+			t.Errorf("sent a message: %v; dialing %v", sent, slices.Sorted(maps.Keys(s.dialing)))
+		}
 	}
 }
