@@ -56,17 +56,10 @@ func TestDegreeDistribution(t *testing.T) {
 		t.Skip("1000 peers")
 	}
 	synctest.Test(t, func(t *testing.T) {
-		c := newCluster(t, 3, WithMessages(0))
-		c.startSeeds()
-		peers := c.startPeers(degreePeers, 50*time.Millisecond)
-		time.Sleep(30 * time.Second)
-		synctest.Wait()
-
+		peers, adj := growNetwork(t, degreePeers)
 		deg := make([]int, 0, len(peers))
-		adj := make(map[string][]string, len(peers))
 		for _, a := range peers {
-			nb := c.peers[a].Neighbors()
-			adj[a] = nb
+			nb := adj[a]
 			deg = append(deg, len(nb))
 			if len(nb) > DefaultMaxDegree {
 				t.Errorf("%s has %d neighbours, above the maximum %d", a, len(nb), DefaultMaxDegree)
@@ -116,6 +109,22 @@ func TestDegreeDistribution(t *testing.T) {
 				fit.capped, minCapExcess, geoCapped)
 		}
 	})
+}
+
+// growNetwork starts 3 seeds and n peers, one every 50 ms, lets the
+// overlay settle for 30 s and returns the peers and their neighbours. It
+// runs inside a synctest bubble.
+func growNetwork(t *testing.T, n int, opts ...Option) ([]string, map[string][]string) {
+	c := newCluster(t, 3, append([]Option{WithMessages(0)}, opts...)...)
+	c.startSeeds()
+	peers := c.startPeers(n, 50*time.Millisecond)
+	time.Sleep(30 * time.Second)
+	synctest.Wait()
+	adj := make(map[string][]string, len(peers))
+	for _, a := range peers {
+		adj[a] = c.peers[a].Neighbors()
+	}
+	return peers, adj
 }
 
 // degreeFit compares a discrete power law P(k) ∝ k^-α with a discrete
@@ -292,15 +301,9 @@ func TestDegreeDistributionUncapped(t *testing.T) {
 		t.Skip("1000 peers, full scale only")
 	}
 	synctest.Test(t, func(t *testing.T) {
-		c := newCluster(t, 3, WithMessages(0), WithMaxDegree(uncappedMaxDegree))
-		c.startSeeds()
-		peers := c.startPeers(uncappedPeers, 50*time.Millisecond)
-		time.Sleep(30 * time.Second)
-		synctest.Wait()
+		peers, adj := growNetwork(t, uncappedPeers, WithMaxDegree(uncappedMaxDegree))
 		deg := make([]int, 0, len(peers))
-		adj := make(map[string][]string, len(peers))
 		for _, a := range peers {
-			adj[a] = c.peers[a].Neighbors()
 			deg = append(deg, len(adj[a]))
 		}
 		if n := reachable(adj, peers[0]); n != len(peers) {
