@@ -412,6 +412,15 @@ func compareDecode(t *testing.T, data []byte, start any) {
 	deepCopy(slow.Elem())
 	errFast := Msgpack().Unmarshal(data, fast.Interface())
 	errSlow := slowUnmarshal(data, slow.Interface())
+	if errSlow != nil && strings.Contains(errSlow.Error(), "runtime error:") {
+		// go-msgpack itself crashed (it recovers its own panics into an
+		// error), so it is no oracle for this input: for example
+		// testdata/fuzz/FuzzMsgpackFastPath/e6a25c2fc1e89d03, a valid map
+		// of seven unknown keys, two of them empty, fails with "index out
+		// of range [0] with length 0". The codec has not panicked either.
+		t.Logf("input %x: go-msgpack failed internally (%v); codec error %v", data, errSlow, errFast)
+		return
+	}
 	if (errFast == nil) != (errSlow == nil) {
 		t.Fatalf("input %x: codec error %v, go-msgpack error %v", data, errFast, errSlow)
 	}
