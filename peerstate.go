@@ -609,10 +609,16 @@ func (s *peerState) fill(now time.Time) {
 		count[group(cands[i])]++
 		a := cands[i]
 		cands = slices.Delete(cands, i, i+1)
-		nonce := s.newLinkNonce()
-		s.dialing[a] = dial{deadline: now.Add(s.cfg.connectTimeout), nonce: nonce}
-		s.fx.send(a, s.linkMsg(kindConnect, a, nonce, now))
+		s.dialPeer(a, now)
 	}
+}
+
+// dialPeer sends a connect to a and waits for its ack until the connect
+// timeout.
+func (s *peerState) dialPeer(a string, now time.Time) {
+	nonce := s.newLinkNonce()
+	s.dialing[a] = dial{deadline: now.Add(s.cfg.connectTimeout), nonce: nonce}
+	s.fx.send(a, s.linkMsg(kindConnect, a, nonce, now))
 }
 
 // outboundGroupCap is how many outbound links a peer that dials target
@@ -1196,9 +1202,7 @@ func (s *peerState) explore(now time.Time) {
 	}
 	a := cands[s.rng.IntN(len(cands))]
 	s.log.Info("no neighbour relays anything back; dialing one more", "peer", a)
-	nonce := s.newLinkNonce()
-	s.dialing[a] = dial{deadline: now.Add(s.cfg.connectTimeout), nonce: nonce}
-	s.fx.send(a, s.linkMsg(kindConnect, a, nonce, now))
+	s.dialPeer(a, now)
 }
 
 // silenceOrigins is how many distinct origins the new messages of a
