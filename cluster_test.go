@@ -184,10 +184,7 @@ func checkDeadLine(t *testing.T, ev Event, dead string) {
 func TestClusterCrash(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(t, clusterSeeds)
-		c.startSeeds()
-		peers := c.startPeers(clusterPeers, joinGap)
-		time.Sleep(crashSettle)
-		synctest.Wait()
+		peers := c.startNetwork(clusterPeers, crashSettle)
 
 		victim := peers[crashVictim]
 		nbrs := c.peers[victim].Neighbors()

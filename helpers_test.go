@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -193,6 +194,18 @@ func (c *cluster) startPeers(n int, gap time.Duration, opts ...Option) []string 
 		time.Sleep(gap)
 	}
 	return addrs
+}
+
+// startNetwork starts the seeds and n peers, one every joinGap, then lets
+// the network run for settle and waits for it to go quiet. It returns the
+// peers' addresses.
+func (c *cluster) startNetwork(n int, settle time.Duration) []string {
+	c.t.Helper()
+	c.startSeeds()
+	peers := c.startPeers(n, joinGap)
+	time.Sleep(settle)
+	synctest.Wait()
+	return peers
 }
 
 func (c *cluster) stop(addr string) {

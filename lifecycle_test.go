@@ -255,10 +255,7 @@ func TestGracefulLeave(t *testing.T) {
 	}
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(t, clusterSeeds, WithMessages(0))
-		c.startSeeds()
-		peers := c.startPeers(leavePeers, joinGap)
-		time.Sleep(leaveSettle)
-		synctest.Wait()
+		peers := c.startNetwork(leavePeers, leaveSettle)
 
 		leaver := peers[leaveIndex]
 		nbrs := c.peers[leaver].Neighbors()

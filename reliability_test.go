@@ -202,10 +202,7 @@ func TestPartitionHeal(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const half = partitionPeers / 2
 		c := newCluster(t, partitionSeeds, WithMessages(0))
-		c.startSeeds()
-		peers := c.startPeers(partitionPeers, joinGap)
-		time.Sleep(partitionSettle)
-		synctest.Wait()
+		peers := c.startNetwork(partitionPeers, partitionSettle)
 
 		// The left half keeps one seed, the right half the others.
 		left := append(slices.Clone(peers[:half]), c.seeds[:partitionSeeds/2]...)
@@ -279,10 +276,7 @@ const (
 func TestSeedRestartAndOutage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(t, outageSeeds, WithMessages(0))
-		c.startSeeds()
-		peers := c.startPeers(outagePeers, joinGap)
-		time.Sleep(outageSettle)
-		synctest.Wait()
+		peers := c.startNetwork(outagePeers, outageSettle)
 
 		s0 := c.seeds[0]
 		before := c.seedsBy[s0].Peers()
@@ -354,10 +348,7 @@ const (
 func TestFrozenPeerRejoins(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(t, 3, WithMessages(0))
-		c.startSeeds()
-		peers := c.startPeers(frozenPeers, joinGap)
-		time.Sleep(frozenSettle)
-		synctest.Wait()
+		peers := c.startNetwork(frozenPeers, frozenSettle)
 
 		frozen := peers[frozenIndex]
 		frozenAt := time.Now()
