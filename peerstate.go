@@ -562,19 +562,7 @@ func (s *peerState) fill(now time.Time) {
 	if want <= 0 {
 		return
 	}
-	cands := make([]string, 0, len(s.known))
-	for _, a := range slices.Sorted(maps.Keys(s.known)) {
-		if _, nb := s.nbrs[a]; nb {
-			continue
-		}
-		if _, d := s.dialing[a]; d || s.refused[a] || s.known[a] >= s.cfg.maxDegree {
-			continue
-		}
-		if until, ok := s.shunned[a]; ok && now.Before(until) {
-			continue
-		}
-		cands = append(cands, a)
-	}
+	cands := s.candidates(now)
 	// Eclipse resistance: outbound links (and dials) per address group
 	// are capped, and groups with none yet are preferred, so that one
 	// group cannot take the links this peer chooses itself. A network of
@@ -611,6 +599,23 @@ func (s *peerState) fill(now time.Time) {
 		cands = slices.Delete(cands, i, i+1)
 		s.dialPeer(a, now)
 	}
+}
+
+// candidates returns, sorted, the known peers this peer may dial now: not
+// a neighbour, not being dialed, not refused since the last list, not
+// full by the seeds' count, not shunned.
+func (s *peerState) candidates(now time.Time) []string {
+	cands := make([]string, 0, len(s.known))
+	for _, a := range slices.Sorted(maps.Keys(s.known)) {
+		_, nb := s.nbrs[a]
+		_, d := s.dialing[a]
+		until, shunned := s.shunned[a]
+		if nb || d || s.refused[a] || s.known[a] >= s.cfg.maxDegree || shunned && now.Before(until) {
+			continue
+		}
+		cands = append(cands, a)
+	}
+	return cands
 }
 
 // dialPeer sends a connect to a and waits for its ack until the connect
@@ -1182,21 +1187,13 @@ const digestGuard = time.Second
 // sent no gossip frame at all (an honest one relays at least duplicates)
 // is dropped and not dialed again for the ban duration. This defeats Sybils
 // that accept links but forward nothing.
-// explore dials one candidate chosen uniformly among those this peer has
-// no link or dial to, beyond its target, if the maximum degree allows.
+// explore dials one of the candidates, chosen uniformly, beyond its
+// target, if the maximum degree allows.
 func (s *peerState) explore(now time.Time) {
 	if s.degree()+len(s.dialing) >= s.cfg.maxDegree {
 		return
 	}
-	var cands []string
-	for _, a := range slices.Sorted(maps.Keys(s.known)) {
-		_, nb := s.nbrs[a]
-		_, d := s.dialing[a]
-		if until, ok := s.shunned[a]; nb || d || s.refused[a] || ok && now.Before(until) {
-			continue
-		}
-		cands = append(cands, a)
-	}
+	cands := s.candidates(now)
 	if len(cands) == 0 {
 		return
 	}
