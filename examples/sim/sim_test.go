@@ -673,6 +673,11 @@ func simulate(t *testing.T, p params, clock *wallClock) report {
 	if p.lazy > 0 {
 		opts = append(opts, gossip.WithLazyPush(p.lazy, p.graft))
 	}
+	if rate := int(2 * time.Second / max(p.interval, time.Microsecond)); rate > gossip.DefaultOriginRate {
+		// Short intervals are a load test: the origins send faster than
+		// the per-origin and per-link limits allow by default.
+		opts = append(opts, gossip.WithOriginRate(rate), gossip.WithRateLimit(1<<20, 1<<30))
+	}
 	var wg sync.WaitGroup
 	var cancels []context.CancelFunc
 	launch := func(run func(context.Context) error) {
