@@ -19,7 +19,8 @@ type cacheEntry struct {
 	id   msgID
 	at   time.Time
 	msg  *wireMsg // as this peer forwards it (Hops included)
-	from string   // the neighbour it came from; "" if originated here
+	from string   // the neighbour of the shortest copy; "" if originated here
+	hops int      // hops of that copy on arrival here
 }
 
 func newMsgCache(max int, ttl time.Duration) *msgCache {
@@ -37,7 +38,7 @@ func (c *msgCache) add(id msgID, m *wireMsg, from string, now time.Time) {
 	if len(c.byID) >= c.max {
 		c.pop()
 	}
-	e := &cacheEntry{id: id, at: now, msg: m, from: from}
+	e := &cacheEntry{id: id, at: now, msg: m, from: from, hops: m.Hops}
 	c.byID[id] = e
 	c.order = append(c.order, e)
 	c.peak = max(c.peak, len(c.byID))

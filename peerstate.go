@@ -60,7 +60,9 @@ type neighbor struct {
 	pingStamp int64 // stamp of the unanswered liveness request, 0 if none
 	misses    int   // consecutive unanswered requests
 	gossipIn  int   // gossip frames received from it in this silence window
-	lazy      bool  // lazy push: announce to it instead of pushing
+	lazy      bool  // lazy push: announce to it instead of pushing (it pruned us)
+	prunedIn  bool  // lazy push: we asked it to stop pushing to us
+	prunedAt  time.Time
 	ihave     []uint64
 }
 
@@ -822,10 +824,8 @@ func (s *peerState) onGossip(from string, m *wireMsg, now time.Time) {
 	id := m.id()
 	if s.seen.contains(id) {
 		s.ctr.duplicates.Add(1)
-		if s.cfg.lazy && !nb.lazy {
-			// A second copy: this link is redundant for the tree.
-			nb.lazy = true
-			s.fx.send(from, &wireMsg{K: kindPrune})
+		if s.cfg.lazy {
+			s.pruneRedundant(id, from, nb, m.Hops+1, now)
 		}
 		return
 	}
@@ -833,16 +833,6 @@ func (s *peerState) onGossip(from string, m *wireMsg, now time.Time) {
 	if ms := s.missing[id]; ms != nil {
 		announced = ms.from
 		delete(s.missing, id)
-	}
-	if nb.lazy && s.cfg.lazy {
-		// It delivered first: keep it in the tree. If this peer pruned it
-		// earlier (a duplicate of another message raced in on it), it
-		// pushes lazily now, and with several messages in flight every
-		// incoming link can end up pruned that way, leaving this peer to
-		// learn of each message only by announcement and graft. An empty
-		// graft undoes the prune.
-		nb.lazy = false
-		s.fx.send(from, &wireMsg{K: kindGraft})
 	}
 	if s.cfg.signing && !s.authentic(from, m, now) {
 		s.ctr.dropped.Add(1)
@@ -873,6 +863,51 @@ func (s *peerState) onGossip(from string, m *wireMsg, now time.Time) {
 	fwd := &wireMsg{K: kindGossip, Origin: m.Origin, Seq: m.Seq, Stamp: m.Stamp, Hops: hops, Payload: m.Payload, Key: m.Key, Sig: m.Sig}
 	s.push(id, fwd, from, announced, now)
 	s.cache.add(id, fwd, from, now)
+}
+
+// pruneRedundant handles a second copy of message id, from neighbour from.
+// Pruning is receiver-driven: this peer asks from to stop pushing to it,
+// and only this peer's own prunes and grafts change what it is sent, so no
+// neighbour can cut its supply (in Plumtree's symmetric form a prune also
+// stops the pruner's own pushes, and with messages in flight two parents
+// that take turns in delivering first each prune the child's link to the
+// other, leaving it to learn of messages only by announcement). The link
+// that delivered the first copy must still be pushing: if it was pruned
+// already, that copy was in flight, and from is the live one, kept.
+//
+// Of two live links, the one on the longer path from the origin goes (the
+// later on a tie). Copies in flight from a pruned link travel on, and a
+// peer downstream that took the first of them for its fastest path would
+// otherwise prune its real parent and keep a link to its own child: two
+// peers each fed only by the other. Hop counts do not race: the tree left
+// is a shortest-path tree, whatever order copies arrive in.
+func (s *peerState) pruneRedundant(id msgID, from string, nb *neighbor, hops int, now time.Time) {
+	if nb.prunedIn {
+		// In flight since the prune, or the prune was lost: repeat it, at
+		// most once per flush interval.
+		if now.Sub(nb.prunedAt) >= s.cfg.lazyFlush {
+			nb.prunedAt = now
+			s.fx.send(from, &wireMsg{K: kindPrune})
+		}
+		return
+	}
+	drop := from
+	if e := s.cache.get(id); e != nil && e.from != "" && e.from != from {
+		first, ok := s.nbrs[e.from]
+		switch {
+		case hops < e.hops:
+			drop = e.from
+			e.from, e.hops = from, hops
+			if !ok || first.prunedIn {
+				return
+			}
+			nb = first
+		case !ok || first.prunedIn:
+			return
+		}
+	}
+	nb.prunedIn, nb.prunedAt = true, now
+	s.fx.send(drop, &wireMsg{K: kindPrune})
 }
 
 // push sends m to every neighbour but from, the origin and those that
@@ -976,9 +1011,7 @@ func (s *peerState) tickMissing(now time.Time) {
 			due = ms.deadline
 		}
 		if nb, ok := s.nbrs[a]; ok {
-			if s.cfg.lazy {
-				nb.lazy = false
-			}
+			nb.prunedIn = false // a graft asks it to push again
 			grafts[a] = append(grafts[a], uint64(id))
 		}
 	}
