@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -78,4 +79,107 @@ func TestLazyPushSavesTransmissions(t *testing.T) {
 	if floodPer < floodMinPerDeliv {
 		t.Errorf("flooding sent only %.2f payloads per delivery; the comparison is meaningless", floodPer)
 	}
+}
+
+// lazyPeer is a joined peer in lazy-push mode with neighbours a, b, c and
+// the origin o.
+func lazyPeer(t *testing.T) *peerState {
+	t.Helper()
+	return joinedPeer(t, []string{"a", "b", "c", "o"}, WithLazyPush(50*time.Millisecond, time.Second))
+}
+
+// lazyMsg is origin o's message seq, relayed over hops hops before the
+// sender.
+func lazyMsg(seq uint64, hops int) *wireMsg {
+	return signed(&wireMsg{K: kindGossip, Origin: "o", Seq: seq, Stamp: t0.UnixNano(), Hops: hops, Payload: fmt.Appendf(nil, "m%d", seq)}, testKey)
+}
+
+func wantSent(t *testing.T, s *peerState, what string, want ...string) {
+	t.Helper()
+	if got := sent(&s.fx); !slices.Equal(got, want) {
+		t.Fatalf("%s: sent %q, want %q", what, got, want)
+	}
+}
+
+// A prune is one-way: the peer that got the duplicate stops the sender's
+// pushes to it, and goes on pushing to the sender until told otherwise.
+func TestLazyPruneIsOneWay(t *testing.T) {
+	s := lazyPeer(t)
+	s.receive("a", lazyMsg(1, 0), t0)
+	wantSent(t, s, "first copy", "b gossip", "c gossip")
+	s.receive("b", lazyMsg(1, 0), t0)
+	wantSent(t, s, "duplicate on a tie", "b prune")
+	s.receive("c", &wireMsg{K: kindPrune}, t0)
+	s.receive("a", lazyMsg(2, 0), t0)
+	// b pruned its link to us, not ours to it; c pruned ours: announce.
+	wantSent(t, s, "next message", "b gossip")
+	s.tick(t0.Add(50 * time.Millisecond))
+	wantSent(t, s, "flush", "c ihave")
+	// A graft from c makes it eager again.
+	s.receive("c", &wireMsg{K: kindGraft}, t0)
+	s.receive("a", lazyMsg(3, 0), t0)
+	wantSent(t, s, "after c's graft", "b gossip", "c gossip")
+}
+
+// Of two live links that both brought a message, the one on the longer
+// path from the origin is pruned, whichever came first.
+func TestLazyPrunesLongerPath(t *testing.T) {
+	s := lazyPeer(t)
+	s.receive("a", lazyMsg(1, 4), t0)
+	sent(&s.fx)
+	s.receive("b", lazyMsg(1, 1), t0)
+	wantSent(t, s, "shorter copy second", "a prune")
+	// A third, longer copy: its own link goes.
+	s.receive("c", lazyMsg(1, 3), t0)
+	wantSent(t, s, "longer third copy", "c prune")
+}
+
+// A copy that arrives first over a link already pruned was in flight: the
+// live link that brings the duplicate is kept, so a peer is never left
+// with no link pushing to it. A pruned link that keeps pushing is told
+// again, at most once per flush interval.
+func TestLazyKeepsLiveLink(t *testing.T) {
+	s := lazyPeer(t)
+	s.receive("a", lazyMsg(1, 0), t0)
+	s.receive("b", lazyMsg(1, 0), t0)
+	s.receive("c", lazyMsg(1, 0), t0)
+	wantSent(t, s, "setup", "b gossip", "c gossip", "b prune", "c prune")
+	s.receive("b", lazyMsg(2, 0), t0) // in flight from pruned b
+	s.receive("a", lazyMsg(2, 0), t0) // a is the live link: kept
+	wantSent(t, s, "in-flight first copy", "a gossip", "c gossip")
+	s.receive("b", lazyMsg(3, 0), t0.Add(10*time.Millisecond))
+	s.receive("a", lazyMsg(3, 0), t0.Add(10*time.Millisecond))
+	wantSent(t, s, "within the flush interval", "a gossip", "c gossip")
+	s.receive("a", lazyMsg(4, 0), t0.Add(time.Second))
+	s.receive("b", lazyMsg(4, 0), t0.Add(time.Second))
+	wantSent(t, s, "b still pushing a second later", "b gossip", "c gossip", "b prune")
+}
+
+// A missing message is requested first from the announcer closest to the
+// origin; and a lazy neighbour that announces a message received here over
+// a longer path replaces the link it came on.
+func TestLazyUsesAnnouncedHops(t *testing.T) {
+	s := lazyPeer(t)
+	m := lazyMsg(1, 0)
+	id := uint64(m.id())
+	s.receive("a", &wireMsg{K: kindIHave, IDs: []uint64{id}, IDHops: []byte{5}}, t0)
+	s.receive("b", &wireMsg{K: kindIHave, IDs: []uint64{id}, IDHops: []byte{1}}, t0)
+	s.receive("c", &wireMsg{K: kindIHave, IDs: []uint64{id}}, t0) // no hop counts
+	wantSent(t, s, "announcements")
+	s.tick(t0.Add(time.Second))
+	wantSent(t, s, "first graft", "b graft")
+	s.tick(t0.Add(2 * time.Second))
+	wantSent(t, s, "second graft", "a graft")
+
+	s = lazyPeer(t)
+	m = lazyMsg(2, 4) // arrives after 5 hops
+	s.receive("a", m, t0)
+	sent(&s.fx)
+	id = uint64(m.id())
+	s.receive("b", &wireMsg{K: kindIHave, IDs: []uint64{id}, IDHops: []byte{4}}, t0)
+	wantSent(t, s, "as long: no change")
+	s.receive("c", &wireMsg{K: kindIHave, IDs: []uint64{id}, IDHops: []byte{3}}, t0)
+	wantSent(t, s, "a hop shorter", "c graft", "a prune")
+	s.receive("a", &wireMsg{K: kindIHave, IDs: []uint64{id}, IDHops: []byte{0}}, t0)
+	wantSent(t, s, "the pruned link announcing a shorter path", "a graft", "c prune")
 }

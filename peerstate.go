@@ -64,14 +64,22 @@ type neighbor struct {
 	prunedIn  bool  // lazy push: we asked it to stop pushing to us
 	prunedAt  time.Time
 	ihave     []uint64
+	ihaveHops []byte // this peer's hops for each of ihave
 }
 
 // missing is a message this peer heard of (lazy push) but has not received.
 // maxRequestTries bounds the grafts (or wants) sent for one missing message.
 const maxRequestTries = 3
 
+// treeShortcut is how many hops shorter a path through a neighbour must be
+// before shortenTree moves this peer's link to it: any shorter path. Hop
+// counts do not race, so this converges (to a shortest-path tree for one
+// origin) instead of flapping.
+const treeShortcut = 1
+
 type missing struct {
-	from     []string // neighbours that announced it, in order
+	from     []string // neighbours that announced it, fewest hops first
+	hops     []int    // their hops, for each of from
 	deadline time.Time
 	tries    int
 }
@@ -920,6 +928,7 @@ func (s *peerState) push(id msgID, m *wireMsg, from string, skip []string, now t
 		}
 		if nb := s.nbrs[a]; s.cfg.lazy && nb.lazy {
 			nb.ihave = append(nb.ihave, uint64(id))
+			nb.ihaveHops = append(nb.ihaveHops, byte(min(m.Hops, 255)))
 			if s.nextFlush.IsZero() {
 				s.nextFlush = now.Add(s.cfg.lazyFlush)
 			}
@@ -938,8 +947,8 @@ func (s *peerState) flushIHave(a string) {
 	if len(nb.ihave) == 0 {
 		return
 	}
-	s.fx.send(a, &wireMsg{K: kindIHave, IDs: nb.ihave})
-	nb.ihave = nil
+	s.fx.send(a, &wireMsg{K: kindIHave, IDs: nb.ihave, IDHops: nb.ihaveHops})
+	nb.ihave, nb.ihaveHops = nil, nil
 }
 
 // onIHave notes announced messages this peer lacks; a graft follows if
@@ -948,13 +957,50 @@ func (s *peerState) onIHave(from string, m *wireMsg, now time.Time) {
 	if _, ok := s.nbrs[from]; !ok {
 		return
 	}
-	s.noteMissing(from, m.IDs, now.Add(s.cfg.graftTimeout))
+	s.noteMissing(from, m.IDs, m.IDHops, now.Add(s.cfg.graftTimeout))
+	if s.cfg.lazy {
+		s.shortenTree(from, m.IDs, m.IDHops, now)
+	}
+}
+
+// shortenTree moves this peer closer to the origin in the tree: when a
+// neighbour that does not push to it announces, with its hop count, a
+// message that reached this peer over a path at least treeShortcut hops
+// longer than through that neighbour (the announcer's hops + 1), it grafts the neighbour and prunes
+// the link the message came on (Plumtree's optimisation). Without it a
+// tree only grows deeper as losses are repaired through whichever
+// neighbour announced first.
+func (s *peerState) shortenTree(from string, ids []uint64, hops []byte, now time.Time) {
+	if len(hops) != len(ids) {
+		return
+	}
+	for i, raw := range ids {
+		e := s.cache.get(msgID(raw))
+		if e == nil || e.from == "" || e.from == from || int(hops[i])+1+treeShortcut > e.hops {
+			continue
+		}
+		parent, ok := s.nbrs[e.from]
+		if !ok || parent.prunedIn {
+			continue
+		}
+		nb := s.nbrs[from]
+		nb.prunedIn = false
+		s.fx.send(from, &wireMsg{K: kindGraft})
+		parent.prunedIn, parent.prunedAt = true, now
+		s.fx.send(e.from, &wireMsg{K: kindPrune})
+		e.from, e.hops = from, int(hops[i])+1
+		return // one change per announcement
+	}
 }
 
 // noteMissing records messages that from has and this peer lacks, to be
-// requested from it at deadline unless they arrive first.
-func (s *peerState) noteMissing(from string, ids []uint64, deadline time.Time) {
-	for _, raw := range ids {
+// requested from it at deadline unless they arrive first. hops, if not
+// empty, gives from's hop count for each ID: requests go to the announcers
+// closest to the origin first, so that a message repaired after a loss does
+// not reach this peer (and its subtree) over a detour. Without hop counts
+// (digests) an announcer ranks after those that gave one.
+func (s *peerState) noteMissing(from string, ids []uint64, hops []byte, deadline time.Time) {
+	for i, raw := range ids {
 		id := msgID(raw)
 		if s.seen.contains(id) {
 			continue
@@ -971,7 +1017,17 @@ func (s *peerState) noteMissing(from string, ids []uint64, deadline time.Time) {
 			}
 		}
 		if len(ms.from) < 8 && !slices.Contains(ms.from, from) {
-			ms.from = append(ms.from, from)
+			h := 256
+			if i < len(hops) {
+				h = int(hops[i])
+			}
+			// Keep the tries already made in place; rank the rest.
+			at := len(ms.from)
+			for at > ms.tries && ms.hops[at-1] > h {
+				at--
+			}
+			ms.from = slices.Insert(ms.from, at, from)
+			ms.hops = slices.Insert(ms.hops, at, h)
 		}
 	}
 }
@@ -1350,7 +1406,7 @@ func (s *peerState) onDigest(from string, m *wireMsg, now time.Time) {
 	for _, id := range m.IDs {
 		has[msgID(id)] = true
 	}
-	s.noteMissing(from, m.IDs, now.Add(digestGuard))
+	s.noteMissing(from, m.IDs, nil, now.Add(digestGuard))
 	for _, e := range s.cache.entries(now.Add(-digestGuard)) {
 		if !has[e.id] && e.from != from && e.msg.Origin != from {
 			s.fx.send(from, e.msg)

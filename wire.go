@@ -82,6 +82,7 @@ type wireMsg struct {
 	Payload []byte     `codec:"b,omitempty" json:"b,omitempty"`
 	Reason  string     `codec:"r,omitempty" json:"r,omitempty"`
 	IDs     []uint64   `codec:"i,omitempty" json:"i,omitempty"`
+	IDHops  []byte     `codec:"ih,omitempty" json:"ih,omitempty"` // ihave: the announcer's hops for each of IDs (255: that many or more)
 	Key     []byte     `codec:"pk,omitempty" json:"pk,omitempty"` // origin's (gossip) or registrant's Ed25519 public key
 	Sig     []byte     `codec:"sg,omitempty" json:"sg,omitempty"` // origin's signature (gossip)
 	Nonce   []byte     `codec:"n,omitempty" json:"n,omitempty"`   // proof-of-work challenge nonce
@@ -113,6 +114,9 @@ func (m *wireMsg) validate(maxPayload int) error {
 	case kindDigest, kindWant, kindIHave, kindGraft:
 		if len(m.IDs) > maxDigest {
 			return fmt.Errorf("gossip: %v with %d ids, limit %d", m.K, len(m.IDs), maxDigest)
+		}
+		if len(m.IDHops) != 0 && len(m.IDHops) != len(m.IDs) {
+			return fmt.Errorf("gossip: %v with %d ids and %d hop counts", m.K, len(m.IDs), len(m.IDHops))
 		}
 	case kindGossip:
 		if m.Origin == "" {

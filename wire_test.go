@@ -32,7 +32,7 @@ func wireSamples() []*wireMsg {
 		{V: 1, K: kindPong, Stamp: 1764081234125000001, Addr: "127.0.0.1:8001"},
 		{V: 1, K: kindDigest, IDs: []uint64{1, 1 << 63, 42}},
 		{V: 1, K: kindWant, IDs: []uint64{7}},
-		{V: 1, K: kindIHave, IDs: []uint64{7, 8}},
+		{V: 1, K: kindIHave, IDs: []uint64{7, 8}, IDHops: []byte{2, 3}},
 		{V: 1, K: kindGraft, IDs: []uint64{9}},
 		{V: 1, K: kindPrune},
 		{V: 1, K: kindChallenge, Nonce: make([]byte, 16), Diff: 18, Stamp: 1},
@@ -80,6 +80,7 @@ func TestWireValidate(t *testing.T) {
 		{V: 1, K: kindRegister, Degree: -1},
 		{V: 1, K: kindGossip, Origin: "o", Hops: -1},
 		{V: 1, K: kindDigest, IDs: make([]uint64, maxDigest+1)},
+		{V: 1, K: kindIHave, IDs: []uint64{1, 2}, IDHops: []byte{1}},
 	}
 	for i, m := range bad {
 		if err := m.validate(10); err == nil {
