@@ -183,3 +183,34 @@ func TestLazyUsesAnnouncedHops(t *testing.T) {
 	s.receive("a", &wireMsg{K: kindIHave, IDs: []uint64{id}, IDHops: []byte{0}}, t0)
 	wantSent(t, s, "the pruned link announcing a shorter path", "a graft", "c prune")
 }
+
+// A link that recently brought the first copy of another origin's message
+// is that origin's path: a duplicate of this origin's message on it does
+// not prune it.
+func TestLazyKeepsOtherOriginsPath(t *testing.T) {
+	s := joinedPeer(t, []string{"a", "b", "o", "q"}, WithLazyPush(50*time.Millisecond, time.Second))
+	q := signed(&wireMsg{K: kindGossip, Origin: "q", Seq: 1, Stamp: t0.UnixNano(), Payload: []byte("q1")}, testKey)
+	s.receive("b", q, t0)
+	sent(&s.fx)
+	s.receive("a", lazyMsg(1, 0), t0)
+	s.receive("b", lazyMsg(1, 0), t0)
+	wantSent(t, s, "duplicate on q's path", "b gossip", "q gossip")
+	s.receive("a", lazyMsg(2, 0), t0.Add(3*time.Second))
+	s.receive("b", lazyMsg(2, 0), t0.Add(3*time.Second))
+	wantSent(t, s, "after q's path went quiet", "b gossip", "q gossip", "b prune")
+}
+
+// While links push to it, a peer pulls a message lost on the way with a
+// want, which leaves the tree as it is; misses that recur are grafted.
+func TestLazyPullsOneOffLossesWithWant(t *testing.T) {
+	s := lazyPeer(t)
+	s.receive("a", lazyMsg(1, 0), t0)
+	sent(&s.fx)
+	for i, want := range []string{"b want", "b graft"} {
+		at := t0.Add(time.Duration(i) * 500 * time.Millisecond)
+		m := lazyMsg(uint64(10+i), 0)
+		s.receive("b", &wireMsg{K: kindIHave, IDs: []uint64{uint64(m.id())}, IDHops: []byte{1}}, at)
+		s.tick(at.Add(time.Second))
+		wantSent(t, s, fmt.Sprintf("miss %d", i+1), want)
+	}
+}

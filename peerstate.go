@@ -55,16 +55,18 @@ type linkStamp struct {
 const maxLinkStamps = 4096
 
 type neighbor struct {
-	outbound  bool
-	since     time.Time
-	pingStamp int64 // stamp of the unanswered liveness request, 0 if none
-	misses    int   // consecutive unanswered requests
-	gossipIn  int   // gossip frames received from it in this silence window
-	lazy      bool  // lazy push: announce to it instead of pushing (it pruned us)
-	prunedIn  bool  // lazy push: we asked it to stop pushing to us
-	prunedAt  time.Time
-	ihave     []uint64
-	ihaveHops []byte // this peer's hops for each of ihave
+	outbound    bool
+	since       time.Time
+	pingStamp   int64     // stamp of the unanswered liveness request, 0 if none
+	misses      int       // consecutive unanswered requests
+	gossipIn    int       // gossip frames received from it in this silence window
+	lazy        bool      // lazy push: announce to it instead of pushing (it pruned us)
+	prunedIn    bool      // lazy push: we asked it to stop pushing to us
+	firstOrigin string    // origin of the last message it delivered first
+	firstAt     time.Time // when
+	prunedAt    time.Time
+	ihave       []uint64
+	ihaveHops   []byte // this peer's hops for each of ihave
 }
 
 // missing is a message this peer heard of (lazy push) but has not received.
@@ -152,6 +154,8 @@ type peerState struct {
 	// costs one early tick, never a late one.
 	missingDue time.Time
 	nextFlush  time.Time // zero when no announcement is queued
+	lastPushAt time.Time // when a link pushing to it last brought a new message
+	lastPullAt time.Time // when it last requested missing messages
 
 	nextGossip, nextLiveness, nextMaintain, nextRefresh time.Time
 	stopped                                             bool
@@ -687,10 +691,31 @@ func (s *peerState) dropNeighbor(addr, reason string, now time.Time) {
 		return
 	}
 	delete(s.nbrs, addr)
+	if s.cfg.lazy && s.pushers() == 0 {
+		// The last link pushing to it is gone: ask the others to push
+		// rather than wait for announcements and the graft timeout.
+		for _, a := range s.neighborsSorted() {
+			if nb := s.nbrs[a]; nb != nil && nb.prunedIn {
+				nb.prunedIn = false
+				s.fx.send(a, &wireMsg{K: kindGraft})
+			}
+		}
+	}
 	s.emit(Event{Kind: EventNeighborDown, Time: now, Addr: addr, Reason: reason})
 	s.degreeChanged()
 	s.fill(now)
 	s.heal(now)
+}
+
+// pushers counts the neighbours that push messages to this peer in full.
+func (s *peerState) pushers() int {
+	n := 0
+	for _, nb := range s.nbrs {
+		if !nb.prunedIn {
+			n++
+		}
+	}
+	return n
 }
 
 // heal asks the seeds for fresh candidates when the known ones cannot
@@ -833,13 +858,14 @@ func (s *peerState) onGossip(from string, m *wireMsg, now time.Time) {
 	if s.seen.contains(id) {
 		s.ctr.duplicates.Add(1)
 		if s.cfg.lazy {
-			s.pruneRedundant(id, from, nb, m.Hops+1, now)
+			s.pruneRedundant(id, from, m.Origin, nb, m.Hops+1, now)
 		}
 		return
 	}
 	var announced []string // neighbours that told us they have it
+	requested := false
 	if ms := s.missing[id]; ms != nil {
-		announced = ms.from
+		announced, requested = ms.from, ms.tries > 0
 		delete(s.missing, id)
 	}
 	if s.cfg.signing && !s.authentic(from, m, now) {
@@ -854,6 +880,16 @@ func (s *peerState) onGossip(from string, m *wireMsg, now time.Time) {
 		return
 	}
 	s.seen.add(id, now)
+	nb.firstOrigin, nb.firstAt = m.Origin, now
+	switch {
+	case !s.cfg.lazy || requested:
+	case !nb.prunedIn:
+		s.lastPushAt = now
+	case from != m.Origin && now.Sub(nb.prunedAt) >= s.cfg.lazyFlush:
+		// Long after its prune it still pushes: the prune was lost.
+		nb.prunedAt = now
+		s.fx.send(from, &wireMsg{K: kindPrune})
+	}
 	s.rep.add(from, rewardDelivery, now)
 	s.newInWindow++
 	if len(s.originsInWindow) < silenceOrigins && !slices.Contains(s.originsInWindow, m.Origin) {
@@ -889,7 +925,7 @@ func (s *peerState) onGossip(from string, m *wireMsg, now time.Time) {
 // otherwise prune its real parent and keep a link to its own child: two
 // peers each fed only by the other. Hop counts do not race: the tree left
 // is a shortest-path tree, whatever order copies arrive in.
-func (s *peerState) pruneRedundant(id msgID, from string, nb *neighbor, hops int, now time.Time) {
+func (s *peerState) pruneRedundant(id msgID, from, origin string, nb *neighbor, hops int, now time.Time) {
 	if nb.prunedIn {
 		// In flight since the prune, or the prune was lost: repeat it, at
 		// most once per flush interval.
@@ -914,8 +950,19 @@ func (s *peerState) pruneRedundant(id msgID, from string, nb *neighbor, hops int
 			return
 		}
 	}
+	if s.feedsOther(nb, origin, now) {
+		return
+	}
 	nb.prunedIn, nb.prunedAt = true, now
 	s.fx.send(drop, &wireMsg{K: kindPrune})
+}
+
+// feedsOther reports whether nb recently brought this peer the first copy
+// of a message from an origin other than origin. Trees are shared by all
+// origins, and a link redundant for one origin's messages may be the path
+// of another's: it is kept while it serves one.
+func (s *peerState) feedsOther(nb *neighbor, origin string, now time.Time) bool {
+	return nb.firstOrigin != "" && nb.firstOrigin != origin && now.Sub(nb.firstAt) < 2*s.cfg.graftTimeout
 }
 
 // push sends m to every neighbour but from, the origin and those that
@@ -980,7 +1027,7 @@ func (s *peerState) shortenTree(from string, ids []uint64, hops []byte, now time
 			continue
 		}
 		parent, ok := s.nbrs[e.from]
-		if !ok || parent.prunedIn {
+		if !ok || parent.prunedIn || s.feedsOther(parent, e.msg.Origin, now) {
 			continue
 		}
 		nb := s.nbrs[from]
@@ -1047,6 +1094,19 @@ func (s *peerState) tickMissing(now time.Time) {
 	}
 	var due time.Time
 	grafts := map[string][]uint64{}
+	// While links still push messages to this peer and it has not had to
+	// pull another one lately, a missing message was lost on the way, not
+	// cut off by a broken tree: it is pulled with a want, which leaves the
+	// links as they are. A graft, which also makes the link push from
+	// then on, would give this peer a second parent, and the duplicates of
+	// the next message a round of prunes. Misses that recur (a tree that
+	// does not reach this peer for some origins) are grafted.
+	k := kindWant
+	window := 2 * s.cfg.graftTimeout
+	if s.cfg.lazy && (s.lastPushAt.IsZero() || now.Sub(s.lastPushAt) >= window ||
+		!s.lastPullAt.IsZero() && now.Sub(s.lastPullAt) < window) {
+		k = kindGraft
+	}
 	for id, ms := range s.missing {
 		if now.Before(ms.deadline) {
 			if due.IsZero() || ms.deadline.Before(due) {
@@ -1067,14 +1127,15 @@ func (s *peerState) tickMissing(now time.Time) {
 			due = ms.deadline
 		}
 		if nb, ok := s.nbrs[a]; ok {
-			nb.prunedIn = false // a graft asks it to push again
+			if k == kindGraft {
+				nb.prunedIn = false // a graft asks it to push again
+			}
 			grafts[a] = append(grafts[a], uint64(id))
 		}
 	}
 	s.missingDue = due
-	k := kindWant
-	if s.cfg.lazy {
-		k = kindGraft
+	if len(grafts) > 0 {
+		s.lastPullAt = now
 	}
 	for _, a := range slices.Sorted(maps.Keys(grafts)) {
 		ids := grafts[a]
