@@ -64,7 +64,7 @@ type neighbor struct {
 	prunedIn    bool      // lazy push: we asked it to stop pushing to us
 	firstOrigin string    // origin of the last message it delivered first
 	firstAt     time.Time // when
-	prunedAt    time.Time
+	prunedAt    time.Time // when we last sent it a prune
 	ihave       []uint64
 	ihaveHops   []byte // this peer's hops for each of ihave
 }
@@ -1013,10 +1013,10 @@ func (s *peerState) onIHave(from string, m *wireMsg, now time.Time) {
 // shortenTree moves this peer closer to the origin in the tree: when a
 // neighbour that does not push to it announces, with its hop count, a
 // message that reached this peer over a path at least treeShortcut hops
-// longer than through that neighbour (the announcer's hops + 1), it grafts the neighbour and prunes
-// the link the message came on (Plumtree's optimisation). Without it a
-// tree only grows deeper as losses are repaired through whichever
-// neighbour announced first.
+// longer than through that neighbour (the announcer's hops + 1), it
+// grafts the neighbour and prunes the link the message came on
+// (Plumtree's optimisation). Without it a tree only grows deeper as losses
+// are repaired through whichever neighbour announced first.
 func (s *peerState) shortenTree(from string, ids []uint64, hops []byte, now time.Time) {
 	if len(hops) != len(ids) {
 		return
