@@ -214,3 +214,26 @@ func TestLazyPullsOneOffLossesWithWant(t *testing.T) {
 		wantSent(t, s, fmt.Sprintf("miss %d", i+1), want)
 	}
 }
+
+// A neighbour that ignores prunes (a flooding peer) is told again a bounded
+// number of times, not once per flush interval for ever.
+func TestLazyBoundsRepeatedPrunes(t *testing.T) {
+	s := lazyPeer(t)
+	s.receive("a", lazyMsg(1, 0), t0)
+	s.receive("b", lazyMsg(1, 0), t0)
+	wantSent(t, s, "first duplicate", "b gossip", "c gossip", "b prune")
+	prunes := 0
+	for i := range 20 {
+		at := t0.Add(time.Duration(i+1) * time.Second)
+		s.receive("a", lazyMsg(uint64(i+2), 0), at)
+		s.receive("b", lazyMsg(uint64(i+2), 0), at)
+		for _, x := range sent(&s.fx) {
+			if x == "b prune" {
+				prunes++
+			}
+		}
+	}
+	if prunes != maxPruneRepeats {
+		t.Fatalf("%d prunes repeated to a neighbour that ignores them, want %d", prunes, maxPruneRepeats)
+	}
+}

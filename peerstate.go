@@ -55,18 +55,19 @@ type linkStamp struct {
 const maxLinkStamps = 4096
 
 type neighbor struct {
-	outbound    bool
-	since       time.Time
-	pingStamp   int64     // stamp of the unanswered liveness request, 0 if none
-	misses      int       // consecutive unanswered requests
-	gossipIn    int       // gossip frames received from it in this silence window
-	lazy        bool      // lazy push: announce to it instead of pushing (it pruned us)
-	prunedIn    bool      // lazy push: we asked it to stop pushing to us
-	firstOrigin string    // origin of the last message it delivered first
-	firstAt     time.Time // when
-	prunedAt    time.Time // when we last sent it a prune
-	ihave       []uint64
-	ihaveHops   []byte // this peer's hops for each of ihave
+	outbound     bool
+	since        time.Time
+	pingStamp    int64     // stamp of the unanswered liveness request, 0 if none
+	misses       int       // consecutive unanswered requests
+	gossipIn     int       // gossip frames received from it in this silence window
+	lazy         bool      // lazy push: announce to it instead of pushing (it pruned us)
+	prunedIn     bool      // lazy push: we asked it to stop pushing to us
+	firstOrigin  string    // origin of the last message it delivered first
+	firstAt      time.Time // when
+	prunedAt     time.Time // when we last sent it a prune
+	pruneRepeats int       // prunes repeated since the last one decided
+	ihave        []uint64
+	ihaveHops    []byte // this peer's hops for each of ihave
 }
 
 // missing is a message this peer heard of (lazy push) but has not received.
@@ -885,10 +886,9 @@ func (s *peerState) onGossip(from string, m *wireMsg, now time.Time) {
 	case !s.cfg.lazy || requested:
 	case !nb.prunedIn:
 		s.lastPushAt = now
-	case from != m.Origin && now.Sub(nb.prunedAt) >= s.cfg.lazyFlush:
+	case from != m.Origin:
 		// Long after its prune it still pushes: the prune was lost.
-		nb.prunedAt = now
-		s.fx.send(from, &wireMsg{K: kindPrune})
+		s.repeatPrune(from, nb, now)
 	}
 	s.rep.add(from, rewardDelivery, now)
 	s.newInWindow++
@@ -927,12 +927,8 @@ func (s *peerState) onGossip(from string, m *wireMsg, now time.Time) {
 // is a shortest-path tree, whatever order copies arrive in.
 func (s *peerState) pruneRedundant(id msgID, from, origin string, nb *neighbor, hops int, now time.Time) {
 	if nb.prunedIn {
-		// In flight since the prune, or the prune was lost: repeat it, at
-		// most once per flush interval.
-		if now.Sub(nb.prunedAt) >= s.cfg.lazyFlush {
-			nb.prunedAt = now
-			s.fx.send(from, &wireMsg{K: kindPrune})
-		}
+		// In flight since the prune, or the prune was lost.
+		s.repeatPrune(from, nb, now)
 		return
 	}
 	drop := from
@@ -953,8 +949,24 @@ func (s *peerState) pruneRedundant(id msgID, from, origin string, nb *neighbor, 
 	if s.feedsOther(nb, origin, now) {
 		return
 	}
-	nb.prunedIn, nb.prunedAt = true, now
+	nb.prunedIn, nb.prunedAt, nb.pruneRepeats = true, now, 0
 	s.fx.send(drop, &wireMsg{K: kindPrune})
+}
+
+// maxPruneRepeats bounds the prunes repeated to a neighbour that goes on
+// pushing: a flooding peer ignores prunes, and a lazy one whose prunes were
+// lost twice in a row is rare.
+const maxPruneRepeats = 4
+
+// repeatPrune tells a pruned neighbour that still pushes to stop again, at
+// most once per flush interval and maxPruneRepeats times per prune.
+func (s *peerState) repeatPrune(a string, nb *neighbor, now time.Time) {
+	if now.Sub(nb.prunedAt) < s.cfg.lazyFlush || nb.pruneRepeats >= maxPruneRepeats {
+		return
+	}
+	nb.prunedAt = now
+	nb.pruneRepeats++
+	s.fx.send(a, &wireMsg{K: kindPrune})
 }
 
 // feedsOther reports whether nb recently brought this peer the first copy
@@ -1033,7 +1045,7 @@ func (s *peerState) shortenTree(from string, ids []uint64, hops []byte, now time
 		nb := s.nbrs[from]
 		nb.prunedIn = false
 		s.fx.send(from, &wireMsg{K: kindGraft})
-		parent.prunedIn, parent.prunedAt = true, now
+		parent.prunedIn, parent.prunedAt, parent.pruneRepeats = true, now, 0
 		s.fx.send(e.from, &wireMsg{K: kindPrune})
 		e.from, e.hops = from, int(hops[i])+1
 		return // one change per announcement
