@@ -949,8 +949,13 @@ func (s *peerState) pruneRedundant(id msgID, from, origin string, nb *neighbor, 
 	if s.feedsOther(nb, origin, now) {
 		return
 	}
+	s.pruneIn(drop, nb, now)
+}
+
+// pruneIn asks neighbour a to stop pushing to this peer.
+func (s *peerState) pruneIn(a string, nb *neighbor, now time.Time) {
 	nb.prunedIn, nb.prunedAt, nb.pruneRepeats = true, now, 0
-	s.fx.send(drop, &wireMsg{K: kindPrune})
+	s.fx.send(a, &wireMsg{K: kindPrune})
 }
 
 // maxPruneRepeats bounds the prunes repeated to a neighbour that goes on
@@ -1045,8 +1050,7 @@ func (s *peerState) shortenTree(from string, ids []uint64, hops []byte, now time
 		nb := s.nbrs[from]
 		nb.prunedIn = false
 		s.fx.send(from, &wireMsg{K: kindGraft})
-		parent.prunedIn, parent.prunedAt, parent.pruneRepeats = true, now, 0
-		s.fx.send(e.from, &wireMsg{K: kindPrune})
+		s.pruneIn(e.from, parent, now)
 		e.from, e.hops = from, int(hops[i])+1
 		return // one change per announcement
 	}
