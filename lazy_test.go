@@ -3,6 +3,7 @@ package gossip
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -235,5 +236,32 @@ func TestLazyBoundsRepeatedPrunes(t *testing.T) {
 	}
 	if prunes != maxPruneRepeats {
 		t.Fatalf("%d prunes repeated to a neighbour that ignores them, want %d", prunes, maxPruneRepeats)
+	}
+}
+
+// When the last neighbour pushing to a peer goes, the peer grafts the
+// others at once instead of waiting for announcements and the graft
+// timeout.
+func TestLazyGraftsWhenLastPusherLeaves(t *testing.T) {
+	s := lazyPeer(t)
+	s.receive("a", lazyMsg(1, 0), t0)
+	s.receive("b", lazyMsg(1, 0), t0)
+	s.receive("c", lazyMsg(1, 0), t0)
+	wantSent(t, s, "setup", "b gossip", "c gossip", "b prune", "c prune")
+	s.receive("o", &wireMsg{K: kindLeave}, t0) // o never pushed a copy: a pusher, but a remains
+	for _, x := range sent(&s.fx) {
+		if strings.HasSuffix(x, " graft") {
+			t.Fatalf("graft %q while a still pushes", x)
+		}
+	}
+	s.receive("a", &wireMsg{K: kindLeave}, t0)
+	var grafts []string
+	for _, x := range sent(&s.fx) {
+		if strings.HasSuffix(x, " graft") {
+			grafts = append(grafts, x)
+		}
+	}
+	if want := []string{"b graft", "c graft"}; !slices.Equal(grafts, want) {
+		t.Fatalf("grafts after the last pusher left: %q, want %q", grafts, want)
 	}
 }
