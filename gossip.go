@@ -322,6 +322,7 @@ type config struct {
 	lazy                  bool
 	lazyFlush             time.Duration
 	graftTimeout          time.Duration
+	eagerLinks            int
 }
 
 // Defaults. Each With* option documents the one it overrides.
@@ -468,6 +469,7 @@ func newConfig(opts []Option) (*config, error) {
 		powDifficulty:    DefaultPoWDifficulty,
 		lazyFlush:        50 * time.Millisecond,
 		graftTimeout:     time.Second,
+		eagerLinks:       DefaultEagerLinks,
 		reportBurst:      10,
 	}
 	for _, o := range opts {
@@ -909,6 +911,33 @@ func WithProofOfWork(difficulty int) Option {
 func WithSignatures(on bool) Option {
 	return func(c *config) error {
 		c.signing = on
+		return nil
+	}
+}
+
+// DefaultEagerLinks is how many of the links a lazy-push peer dials start
+// eager; see WithEagerLinks.
+const DefaultEagerLinks = 2
+
+// WithEagerLinks sets how many of the links it dials a lazy-push peer
+// (WithLazyPush) makes eager from the start (default DefaultEagerLinks):
+// the first pushes both ways, the next k−1 push only to this peer. Its
+// other links start lazy both ways and carry announcements until a graft
+// makes them push. Peers dial the peers that joined before them, so the
+// links eager both ways connect the overlay, and the others give each peer
+// a second way in: the first message need not flood every link while the
+// tree forms (in the simulator at 10 000 peers and k=2 it costs 2.4
+// payloads per delivery instead of degree−1 = 6.5), and a peer that the
+// eager links do not reach grafts a neighbour that announces the message.
+// 0 makes every link start eager both ways (the first message floods, and
+// the tree emerges from its duplicates). It has no effect on flooding
+// peers, and peers with different settings interoperate.
+func WithEagerLinks(k int) Option {
+	return func(c *config) error {
+		if k < 0 {
+			return fmt.Errorf("%w: eager links %d", ErrBadOption, k)
+		}
+		c.eagerLinks = k
 		return nil
 	}
 }

@@ -83,10 +83,11 @@ func TestLazyPushSavesTransmissions(t *testing.T) {
 }
 
 // lazyPeer is a joined peer in lazy-push mode with neighbours a, b, c and
-// the origin o.
+// the origin o, every link eager at the start (WithEagerLinks(0)), so
+// that the tests below start from a flood and watch the prunes.
 func lazyPeer(t *testing.T) *peerState {
 	t.Helper()
-	return joinedPeer(t, []string{"a", "b", "c", "o"}, WithLazyPush(50*time.Millisecond, time.Second))
+	return joinedPeer(t, []string{"a", "b", "c", "o"}, WithLazyPush(50*time.Millisecond, time.Second), WithEagerLinks(0))
 }
 
 // lazyMsg is origin o's message seq, relayed over hops hops before the
@@ -157,8 +158,8 @@ func TestLazyKeepsLiveLink(t *testing.T) {
 }
 
 // A missing message is requested first from the announcer closest to the
-// origin; and a lazy neighbour that announces a message received here over
-// a longer path replaces the link it came on.
+// origin; and a lazy neighbour that announces messages received here over
+// a longer path, twice in a row, replaces the link they came on.
 func TestLazyUsesAnnouncedHops(t *testing.T) {
 	s := lazyPeer(t)
 	m := lazyMsg(1, 0)
@@ -172,16 +173,34 @@ func TestLazyUsesAnnouncedHops(t *testing.T) {
 	s.tick(t0.Add(2 * time.Second))
 	wantSent(t, s, "second graft", "a graft")
 
+	// Messages 2, 3 and 4 arrive from a after 5 hops.
 	s = lazyPeer(t)
-	m = lazyMsg(2, 4) // arrives after 5 hops
-	s.receive("a", m, t0)
+	var ids []uint64
+	for seq := uint64(2); seq <= 4; seq++ {
+		m = lazyMsg(seq, 4)
+		s.receive("a", m, t0)
+		ids = append(ids, uint64(m.id()))
+	}
 	sent(&s.fx)
-	id = uint64(m.id())
-	s.receive("b", &wireMsg{K: kindIHave, IDs: []uint64{id}, IDHops: []byte{4}}, t0)
+	s.receive("b", &wireMsg{K: kindIHave, IDs: ids[:1], IDHops: []byte{4}}, t0)
 	wantSent(t, s, "as long: no change")
-	s.receive("c", &wireMsg{K: kindIHave, IDs: []uint64{id}, IDHops: []byte{3}}, t0)
-	wantSent(t, s, "a hop shorter", "c graft", "a prune")
-	s.receive("a", &wireMsg{K: kindIHave, IDs: []uint64{id}, IDHops: []byte{0}}, t0)
+	s.receive("c", &wireMsg{K: kindIHave, IDs: ids[:1], IDHops: []byte{3}}, t0)
+	wantSent(t, s, "a hop shorter, once: no change")
+	s.receive("c", &wireMsg{K: kindIHave, IDs: ids[1:2], IDHops: []byte{4}}, t0)
+	s.receive("c", &wireMsg{K: kindIHave, IDs: ids[2:3], IDHops: []byte{3}}, t0)
+	wantSent(t, s, "a hop shorter, then as long, then shorter: no change")
+	s.receive("c", &wireMsg{K: kindIHave, IDs: ids[1:], IDHops: []byte{3, 3}}, t0)
+	wantSent(t, s, "a hop shorter twice in a row", "c graft", "a prune")
+	// Messages 5 and 6 come from c after 4 hops; a announces both as
+	// after 1.
+	ids = ids[:0]
+	for seq := uint64(5); seq <= 6; seq++ {
+		m = lazyMsg(seq, 3)
+		s.receive("c", m, t0)
+		ids = append(ids, uint64(m.id()))
+	}
+	sent(&s.fx)
+	s.receive("a", &wireMsg{K: kindIHave, IDs: ids, IDHops: []byte{0, 0}}, t0)
 	wantSent(t, s, "the pruned link announcing a shorter path", "a graft", "c prune")
 }
 
@@ -189,7 +208,7 @@ func TestLazyUsesAnnouncedHops(t *testing.T) {
 // is that origin's path: a duplicate of this origin's message on it does
 // not prune it.
 func TestLazyKeepsOtherOriginsPath(t *testing.T) {
-	s := joinedPeer(t, []string{"a", "b", "o", "q"}, WithLazyPush(50*time.Millisecond, time.Second))
+	s := joinedPeer(t, []string{"a", "b", "o", "q"}, WithLazyPush(50*time.Millisecond, time.Second), WithEagerLinks(0))
 	q := signed(&wireMsg{K: kindGossip, Origin: "q", Seq: 1, Stamp: t0.UnixNano(), Payload: []byte("q1")}, testKey)
 	s.receive("b", q, t0)
 	sent(&s.fx)
@@ -263,5 +282,104 @@ func TestLazyGraftsWhenLastPusherLeaves(t *testing.T) {
 	}
 	if want := []string{"b graft", "c graft"}; !slices.Equal(grafts, want) {
 		t.Fatalf("grafts after the last pusher left: %q, want %q", grafts, want)
+	}
+}
+
+// With WithEagerLinks(k), the first connect a lazy-push peer sends asks
+// for a link eager both ways, the next k−1 for links that push to it only,
+// its other links start lazy both ways, and the acceptor takes the link as
+// the connect asks.
+func TestEagerLinksStartLazy(t *testing.T) {
+	s := newPeerState(testConfig(t, WithLazyPush(50*time.Millisecond, time.Second), WithEagerLinks(2), WithMinDegree(4)),
+		"p:1", []string{"s1", "s2", "s3"}, new(peerCounters), newReputation(testConfig(t)))
+	s.start(t0)
+	list := []wirePeer{{Addr: "a"}, {Addr: "b"}, {Addr: "c"}, {Addr: "d"}, {Addr: "o"}}
+	for _, sd := range s.seeds[:2] {
+		s.receive(sd, &wireMsg{K: kindRegisterAck, Peers: list}, t0)
+	}
+	modes := map[linkMode][]string{}
+	for _, o := range s.fx.sends {
+		if o.msg.K == kindConnect {
+			modes[o.msg.Link] = append(modes[o.msg.Link], o.to)
+		}
+	}
+	if len(modes[linkEager]) != 1 || len(modes[linkPushIn]) != 1 || len(modes[0]) < 2 || len(modes) != 3 {
+		t.Fatalf("connects by link mode %v; want 1 eager both ways, 1 pushing in, at least 2 lazy", modes)
+	}
+	both, in := modes[linkEager][0], modes[linkPushIn][0]
+	sent(&s.fx)
+	for a, d := range s.dialing {
+		ack := linkAt(kindConnectAck, a, "p:1", t0, d.nonce)
+		ack.Link = d.mode.flip() // the acceptor takes what was asked
+		s.receive(a, ack, t0)
+	}
+	sent(&s.fx)
+	// An inbound link whose connect asks for pushes both ways.
+	q := link(kindConnect, "q", "p:1")
+	q.Link = linkEager
+	s.receive("q", q, t0)
+	for _, o := range s.fx.sends {
+		if o.to == "q" && o.msg.K == kindConnectAck && o.msg.Link != linkEager {
+			t.Errorf("ack to q: link mode %d, want %d", o.msg.Link, linkEager)
+		}
+	}
+	sent(&s.fx)
+	for a, nb := range s.nbrs {
+		pushOut, pushIn := a == both || a == "q", a == both || a == "q" || a == in
+		if nb.lazy == pushOut || nb.prunedIn == pushIn || nb.eager != pushIn {
+			t.Errorf("%s: eager %v lazy %v prunedIn %v; want pushes out %v, in %v", a, nb.eager, nb.lazy, nb.prunedIn, pushOut, pushIn)
+		}
+	}
+	// A message from the link pushing in only goes on in full over the
+	// links eager both ways; the others are told of it at the next flush.
+	m := signed(&wireMsg{K: kindGossip, Origin: "x", Seq: 1, Stamp: t0.UnixNano(), Payload: []byte("m")}, testKey)
+	s.receive(in, m, t0)
+	want := []string{both + " gossip", "q gossip"}
+	slices.Sort(want)
+	wantSent(t, s, "message from the link pushing in", want...)
+	s.tickMissing(t0.Add(time.Second))
+	want = want[:0]
+	for _, a := range s.neighborsSorted() {
+		if a != both && a != "q" && a != in {
+			want = append(want, a+" ihave")
+		}
+	}
+	wantSent(t, s, "flush", want...)
+}
+
+// Both ends of crossing dials see both connects, so they agree on each
+// direction: eager if either asked for it.
+func TestEagerLinksCrossingDials(t *testing.T) {
+	s := newPeerState(testConfig(t, WithLazyPush(50*time.Millisecond, time.Second), WithEagerLinks(1), WithMinDegree(1)),
+		"p:1", []string{"s1", "s2", "s3"}, new(peerCounters), newReputation(testConfig(t)))
+	s.start(t0)
+	for _, sd := range s.seeds[:2] {
+		s.receive(sd, &wireMsg{K: kindRegisterAck, Peers: []wirePeer{{Addr: "a"}}}, t0)
+	}
+	if d, ok := s.dialing["a"]; !ok || d.mode != linkEager {
+		t.Fatalf("dialing a: %+v, %v; want a dial eager both ways", d, ok)
+	}
+	sent(&s.fx)
+	s.receive("a", link(kindConnect, "a", "p:1"), t0) // a's own connect, asking for a lazy link
+	for _, o := range s.fx.sends {
+		if o.msg.K == kindConnectAck && o.msg.Link != linkEager {
+			t.Errorf("ack of the crossing connect: link mode %d; want %d (this end asked)", o.msg.Link, linkEager)
+		}
+	}
+	if nb := s.nbrs["a"]; nb == nil || !nb.eager || nb.lazy || nb.prunedIn {
+		t.Fatalf("link to a after crossing dials: %+v; want eager", nb)
+	}
+}
+
+// A flooding peer, or one with every link eager, says so in its connects
+// and acks, so that a peer whose links start lazy does not take its pushes
+// for a lost prune.
+func TestEagerLinksWithFloodingPeer(t *testing.T) {
+	s := joinedPeer(t, []string{"a"}, WithMinDegree(1))
+	s.receive("b", link(kindConnect, "b", "p:1"), t0)
+	for _, o := range s.fx.sends {
+		if o.msg.K == kindConnectAck && o.msg.Link != linkEager {
+			t.Errorf("a flooding peer's ack: link mode %d, want %d", o.msg.Link, linkEager)
+		}
 	}
 }

@@ -38,8 +38,22 @@ type seedLink struct {
 // dial is a connect request in flight.
 type dial struct {
 	deadline time.Time
-	nonce    []byte // the connect's nonce, which the ack must sign
+	nonce    []byte   // the connect's nonce, which the ack must sign
+	mode     linkMode // lazy push: how the connect asks the link to start
 }
+
+// linkMode is how a link starts in lazy-push mode, from the point of view of
+// the end that sends it in a connect or connect-ack.
+type linkMode uint8
+
+const (
+	linkPushOut linkMode = 1 << iota // this end pushes messages to the other
+	linkPushIn                       // this end asks the other to push to it
+	linkEager   = linkPushOut | linkPushIn
+)
+
+// flip is m seen from the other end.
+func (m linkMode) flip() linkMode { return (m&linkPushOut)<<1 | (m&linkPushIn)>>1 }
 
 // linkStamp identifies a proven connect: its stamp and nonce. Two connects
 // of one dialer can share a stamp (a coarse or virtual clock), never a
@@ -62,6 +76,8 @@ type neighbor struct {
 	gossipIn     int       // gossip frames received from it in this silence window
 	lazy         bool      // lazy push: announce to it instead of pushing (it pruned us)
 	prunedIn     bool      // lazy push: we asked it to stop pushing to us
+	eager        bool      // lazy push: the link started eager both ways (see WithEagerLinks)
+	shorter      int       // lazy push: its announcements in a row that showed a shorter path
 	firstOrigin  string    // origin of the last message it delivered first
 	firstAt      time.Time // when
 	prunedAt     time.Time // when we last sent it a prune
@@ -79,6 +95,13 @@ const maxRequestTries = 3
 // counts do not race, so this converges (to a shortest-path tree for one
 // origin) instead of flapping.
 const treeShortcut = 1
+
+// shortcutVotes is how many messages in a row a neighbour must announce
+// over a shorter path before shortenTree moves the link to it. A message
+// that was lost and repaired on the way reaches this peer (and its subtree)
+// over a detour, once: moving on that one message would rebuild the
+// subtree after every loss.
+const shortcutVotes = 2
 
 type missing struct {
 	from     []string // neighbours that announced it, fewest hops first
@@ -468,11 +491,11 @@ func (s *peerState) receive(from string, m *wireMsg, now time.Time) {
 		}
 	case kindConnect:
 		if s.linkProven(from, m, now) && s.noteLinkStamp(from, m, now) {
-			s.onConnect(from, m.Nonce, now)
+			s.onConnect(from, m.Nonce, m.Link&linkEager, now)
 		}
 	case kindConnectAck:
 		if s.linkProven(from, m, now) {
-			s.onConnectAck(from, now)
+			s.onConnectAck(from, m.Link&linkEager, now)
 		}
 	case kindConnectReject:
 		if _, ok := s.dialing[from]; ok {
@@ -637,8 +660,43 @@ func (s *peerState) candidates(now time.Time) []string {
 // timeout.
 func (s *peerState) dialPeer(a string, now time.Time) {
 	nonce := s.newLinkNonce()
-	s.dialing[a] = dial{deadline: now.Add(s.cfg.connectTimeout), nonce: nonce}
-	s.fx.send(a, s.linkMsg(kindConnect, a, nonce, now))
+	mode := linkEager
+	if s.startsLazy() {
+		// The first eager link pushes both ways, the others only to this
+		// peer: every peer reaches earlier ones, and is reached by them
+		// over more than one link.
+		switch n := s.eagerOut(); {
+		case n >= s.cfg.eagerLinks:
+			mode = 0
+		case n > 0:
+			mode = linkPushIn
+		}
+	}
+	s.dialing[a] = dial{deadline: now.Add(s.cfg.connectTimeout), nonce: nonce, mode: mode}
+	m := s.linkMsg(kindConnect, a, nonce, now)
+	m.Link = mode
+	s.fx.send(a, m)
+}
+
+// startsLazy reports whether new links start lazy both ways unless their
+// connect asks for an eager one (lazy push with WithEagerLinks above 0).
+func (s *peerState) startsLazy() bool { return s.cfg.lazy && s.cfg.eagerLinks > 0 }
+
+// eagerOut counts the eager links this peer dialed and its eager dials in
+// flight.
+func (s *peerState) eagerOut() int {
+	n := 0
+	for _, nb := range s.nbrs {
+		if nb.outbound && nb.eager {
+			n++
+		}
+	}
+	for _, d := range s.dialing {
+		if d.mode != 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // outboundGroupCap is how many outbound links a peer that dials target
@@ -676,8 +734,16 @@ func (s *peerState) pickWeighted(cands []string, prefer, allow func(string) bool
 	return len(cands) - 1
 }
 
-func (s *peerState) addNeighbor(addr string, outbound bool, now time.Time) {
-	s.nbrs[addr] = &neighbor{outbound: outbound, since: now}
+// addNeighbor adds a link. With startsLazy, a link that is not eager
+// starts lazy both ways: each end announces to the other, and a graft
+// makes it push.
+func (s *peerState) addNeighbor(addr string, outbound bool, mode linkMode, now time.Time) {
+	nb := &neighbor{outbound: outbound, since: now}
+	if s.startsLazy() {
+		nb.eager = mode != 0
+		nb.lazy, nb.prunedIn = mode&linkPushOut == 0, mode&linkPushIn == 0
+	}
+	s.nbrs[addr] = nb
 	reason := "inbound"
 	if outbound {
 		reason = "outbound"
@@ -706,6 +772,18 @@ func (s *peerState) dropNeighbor(addr, reason string, now time.Time) {
 	s.degreeChanged()
 	s.fill(now)
 	s.heal(now)
+}
+
+// mode is how the link to nb stands, from this end.
+func (nb *neighbor) mode() linkMode {
+	var m linkMode
+	if !nb.lazy {
+		m |= linkPushOut
+	}
+	if !nb.prunedIn {
+		m |= linkPushIn
+	}
+	return m
 }
 
 // pushers counts the neighbours that push messages to this peer in full.
@@ -757,12 +835,16 @@ func (s *peerState) degreeChanged() {
 	s.linkView.Store(&links)
 }
 
-func (s *peerState) onConnect(from string, nonce []byte, now time.Time) {
+func (s *peerState) onConnect(from string, nonce []byte, theirs linkMode, now time.Time) {
 	if s.isSeed(from) {
 		return
 	}
-	if _, ok := s.nbrs[from]; ok {
-		s.fx.send(from, s.linkMsg(kindConnectAck, from, nonce, now))
+	if nb, ok := s.nbrs[from]; ok {
+		// It dials again (it lost the link, or our ack): the ack tells it
+		// how this end sees the link.
+		ack := s.linkMsg(kindConnectAck, from, nonce, now)
+		ack.Link = nb.mode()
+		s.fx.send(from, ack)
 		return
 	}
 	if !s.joined || s.degree() >= s.cfg.maxDegree {
@@ -791,9 +873,20 @@ func (s *peerState) onConnect(from string, nonce []byte, now time.Time) {
 		return
 	}
 	// A crossing dial: its request arrived first, so it counts as inbound.
-	delete(s.dialing, from)
-	s.addNeighbor(from, false, now)
-	s.fx.send(from, s.linkMsg(kindConnectAck, from, nonce, now))
+	// Each end sees both connects, so both take each direction as eager
+	// if either asked.
+	mode := theirs.flip()
+	if d, ok := s.dialing[from]; ok {
+		mode |= d.mode
+		delete(s.dialing, from)
+	}
+	if !s.startsLazy() {
+		mode = linkEager
+	}
+	s.addNeighbor(from, false, mode, now)
+	ack := s.linkMsg(kindConnectAck, from, nonce, now)
+	ack.Link = mode
+	s.fx.send(from, ack)
 }
 
 // noteLinkStamp records a proven connect from addr, which linkProven has
@@ -828,7 +921,9 @@ func (s *peerState) pruneLinkStamps(now time.Time) {
 	}
 }
 
-func (s *peerState) onConnectAck(from string, now time.Time) {
+// onConnectAck completes a dial; theirs is the acceptor's view of the link,
+// which this end takes.
+func (s *peerState) onConnectAck(from string, theirs linkMode, now time.Time) {
 	_, wasDialing := s.dialing[from]
 	delete(s.dialing, from)
 	if _, ok := s.nbrs[from]; ok {
@@ -840,7 +935,7 @@ func (s *peerState) onConnectAck(from string, now time.Time) {
 		s.fx.send(from, &wireMsg{K: kindDisconnect})
 		return
 	}
-	s.addNeighbor(from, true, now)
+	s.addNeighbor(from, true, theirs.flip(), now)
 	s.sendDigest(from, now)
 }
 
@@ -1038,16 +1133,24 @@ func (s *peerState) shortenTree(from string, ids []uint64, hops []byte, now time
 	if len(hops) != len(ids) {
 		return
 	}
+	nb := s.nbrs[from]
 	for i, raw := range ids {
 		e := s.cache.get(msgID(raw))
-		if e == nil || e.from == "" || e.from == from || int(hops[i])+1+treeShortcut > e.hops {
+		if e == nil || e.from == "" || e.from == from {
+			continue
+		}
+		if int(hops[i])+1+treeShortcut > e.hops {
+			nb.shorter = 0
 			continue
 		}
 		parent, ok := s.nbrs[e.from]
 		if !ok || parent.prunedIn || s.feedsOther(parent, e.msg.Origin, now) {
 			continue
 		}
-		nb := s.nbrs[from]
+		if nb.shorter++; nb.shorter < shortcutVotes {
+			continue
+		}
+		nb.shorter = 0
 		nb.prunedIn = false
 		s.fx.send(from, &wireMsg{K: kindGraft})
 		s.pruneIn(e.from, parent, now)
@@ -1110,16 +1213,18 @@ func (s *peerState) tickMissing(now time.Time) {
 	}
 	var due time.Time
 	grafts := map[string][]uint64{}
-	// While links still push messages to this peer and it has not had to
-	// pull another one lately, a missing message was lost on the way, not
-	// cut off by a broken tree: it is pulled with a want, which leaves the
-	// links as they are. A graft, which also makes the link push from
-	// then on, would give this peer a second parent, and the duplicates of
-	// the next message a round of prunes. Misses that recur (a tree that
-	// does not reach this peer for some origins) are grafted.
+	// While links still push messages to this peer (one came since its
+	// last pull) and it has not had to pull another one lately, a missing
+	// message was lost on the way, not cut off by a broken tree: it is
+	// pulled with a want, which leaves the links as they are. A graft,
+	// which also makes the link push from then on, would give this peer a
+	// second parent, and the duplicates of the next message a round of
+	// prunes. Misses that recur (no push between two pulls, or pulls close
+	// together: a tree that does not reach this peer for some origins) are
+	// grafted.
 	k := kindWant
 	window := 2 * s.cfg.graftTimeout
-	if s.cfg.lazy && (s.lastPushAt.IsZero() || now.Sub(s.lastPushAt) >= window ||
+	if s.cfg.lazy && (s.lastPushAt.IsZero() || !s.lastPushAt.After(s.lastPullAt) ||
 		!s.lastPullAt.IsZero() && now.Sub(s.lastPullAt) < window) {
 		k = kindGraft
 	}

@@ -88,6 +88,7 @@ type wireMsg struct {
 	Nonce   []byte     `codec:"n,omitempty" json:"n,omitempty"`   // proof-of-work challenge nonce
 	Diff    uint8      `codec:"df,omitempty" json:"df,omitempty"` // proof-of-work difficulty
 	Counter uint64     `codec:"c,omitempty" json:"c,omitempty"`   // proof-of-work solution
+	Link    linkMode   `codec:"l,omitempty" json:"l,omitempty"`   // connect, connect-ack: how the sender starts the link (lazy push)
 }
 
 // validate rejects messages whose fields cannot be right for their kind,

@@ -39,6 +39,8 @@ type config struct {
 	// 0 floods.
 	LazyFlush time.Duration `json:"lazy_flush_ns"`
 	LazyGraft time.Duration `json:"lazy_graft_ns"`
+	// EagerLinks is gossip.WithEagerLinks, with lazy push.
+	EagerLinks int `json:"eager_links"`
 	// Signatures is gossip.WithSignatures (the library's default is on).
 	Signatures bool `json:"signatures"`
 	// PoW is gossip.WithProofOfWork: the registration puzzle's difficulty
@@ -59,7 +61,7 @@ func defaultConfig() config {
 		Peers: 50, Seeds: 3, Messages: 1000, Size: 256, Rate: 500,
 		MinDegree: gossip.DefaultMinDegree, MaxDegree: 8, Exponent: gossip.DefaultDegreeExponent,
 		Stagger: 10 * time.Millisecond, Drain: 10 * time.Second, Timeout: 60 * time.Second,
-		QueueSize: 1024, InboxSize: 4096, RandSeed: 1, LazyGraft: time.Second, Signatures: true, PoW: gossip.DefaultPoWDifficulty,
+		QueueSize: 1024, InboxSize: 4096, RandSeed: 1, LazyGraft: time.Second, EagerLinks: gossip.DefaultEagerLinks, Signatures: true, PoW: gossip.DefaultPoWDifficulty,
 	}
 }
 
@@ -294,7 +296,7 @@ func (r *runner) start() error {
 		common = append(common, gossip.WithSignatures(false))
 	}
 	if cfg.LazyFlush > 0 {
-		common = append(common, gossip.WithLazyPush(cfg.LazyFlush, cfg.LazyGraft))
+		common = append(common, gossip.WithLazyPush(cfg.LazyFlush, cfg.LazyGraft), gossip.WithEagerLinks(cfg.EagerLinks))
 	}
 	for i, tr := range seedTrs {
 		s, err := gossip.NewSeed(tr, seeds, append(common, gossip.WithRandSeed(cfg.RandSeed+uint64(i)))...)

@@ -47,6 +47,7 @@ var (
 	flagRand     = flag.Uint64("rand", 1, "random seed of the network and the nodes")
 	flagLazy     = flag.Duration("lazy", 0, "gossip.WithLazyPush flush interval (0: flooding)")
 	flagGraft    = flag.Duration("lazy-graft", time.Second, "gossip.WithLazyPush graft timeout")
+	flagEager    = flag.Int("eager-links", gossip.DefaultEagerLinks, "gossip.WithEagerLinks: dialed links that start eager with lazy push (0: all)")
 	flagPoW      = flag.Int("pow", 0, "gossip.WithProofOfWork difficulty at the seeds, 0 (off) to 24; the library's default is 19. Puzzles burn real CPU, not virtual time, and the seeds add a bit per doubling of the join rate above 100 a minute (about 6 at the default -stagger)")
 	flagSigs     = flag.Bool("signatures", true, "gossip.WithSignatures: sign and verify every message")
 	flagSilence  = flag.Duration("silence-window", gossip.DefaultSilenceWindow, "gossip.WithSilenceCheck window (0: no silent-neighbour check)")
@@ -80,6 +81,7 @@ type params struct {
 	SilenceMin  int     `json:"silence_min"`
 	LazyMS      float64 `json:"lazy_flush_ms"` // 0: flooding
 	GraftMS     float64 `json:"lazy_graft_ms"`
+	EagerLinks  int     `json:"eager_links"`
 	lazy, graft time.Duration
 	latency     time.Duration
 	jitter      time.Duration
@@ -105,7 +107,7 @@ func paramsFromFlags() params {
 		MinDegree: *flagMinDeg, MaxDegree: *flagMaxDeg, Exponent: *flagExponent,
 		Inbox: *flagInbox, Rand: *flagRand,
 		PoW: *flagPoW, Signatures: *flagSigs, SilenceS: flagSilence.Seconds(), SilenceMin: *flagSilMin,
-		LazyMS: ms(*flagLazy), GraftMS: ms(*flagGraft), lazy: *flagLazy, graft: *flagGraft,
+		LazyMS: ms(*flagLazy), GraftMS: ms(*flagGraft), EagerLinks: *flagEager, lazy: *flagLazy, graft: *flagGraft,
 		latency: *flagLatency, jitter: *flagJitter, interval: *flagInterval,
 		stagger: *flagStagger, settle: *flagSettle, spread: *flagSpread,
 	}
@@ -671,7 +673,7 @@ func simulate(t *testing.T, p params, clock *wallClock) report {
 	opts = append(opts, gossip.WithProofOfWork(p.PoW), gossip.WithSignatures(p.Signatures),
 		gossip.WithSilenceCheck(time.Duration(p.SilenceS*float64(time.Second)), p.SilenceMin))
 	if p.lazy > 0 {
-		opts = append(opts, gossip.WithLazyPush(p.lazy, p.graft))
+		opts = append(opts, gossip.WithLazyPush(p.lazy, p.graft), gossip.WithEagerLinks(p.EagerLinks))
 	}
 	if rate := int(2 * time.Second / max(p.interval, time.Microsecond)); rate > gossip.DefaultOriginRate {
 		// Short intervals are a load test: the origins send faster than
