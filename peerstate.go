@@ -180,6 +180,7 @@ type peerState struct {
 	nextFlush  time.Time // zero when no announcement is queued
 	lastPushAt time.Time // when a link pushing to it last brought a new message
 	lastPullAt time.Time // when it last requested missing messages
+	gapUntil   time.Time // lazy push: until then, missing messages are pulled sooner (expectGap)
 
 	nextGossip, nextLiveness, nextMaintain, nextRefresh time.Time
 	stopped                                             bool
@@ -1116,7 +1117,16 @@ func (s *peerState) onIHave(from string, m *wireMsg, now time.Time) {
 	if _, ok := s.nbrs[from]; !ok {
 		return
 	}
-	s.noteMissing(from, m.IDs, m.IDHops, now.Add(s.cfg.graftTimeout))
+	wait := s.cfg.graftTimeout
+	if s.cfg.lazy && (s.lastPushAt.IsZero() || now.Before(s.gapUntil)) {
+		// No link has pushed a message to this peer yet (the eager links
+		// may not reach it at all), or it just moved its link (see
+		// shortenTree): waiting the full timeout would cost every message
+		// announced meanwhile. A flush interval is long enough for a
+		// pushed copy on its way.
+		wait = min(wait, s.cfg.lazyFlush)
+	}
+	s.noteMissing(from, m.IDs, m.IDHops, now.Add(wait))
 	if s.cfg.lazy {
 		s.shortenTree(from, m.IDs, m.IDHops, now)
 	}
@@ -1155,7 +1165,28 @@ func (s *peerState) shortenTree(from string, ids []uint64, hops []byte, now time
 		s.fx.send(from, &wireMsg{K: kindGraft})
 		s.pruneIn(e.from, parent, now)
 		e.from, e.hops = from, int(hops[i])+1
+		s.expectGap(now)
 		return // one change per announcement
+	}
+}
+
+// expectGap is called when this peer moves its link from its parent to a
+// neighbour that did not push to it: the messages the old parent had not
+// pushed when the prune reached it, and the new one sent before the graft
+// reached it, come to this peer by neither. They are announced, and for a
+// graft timeout after the move, announced messages that do not arrive are
+// pulled after a flush interval instead of a graft timeout, those already
+// waiting too.
+func (s *peerState) expectGap(now time.Time) {
+	s.gapUntil = now.Add(s.cfg.graftTimeout)
+	soon := now.Add(s.cfg.lazyFlush)
+	for _, ms := range s.missing {
+		if ms.tries == 0 && ms.deadline.After(soon) {
+			ms.deadline = soon
+		}
+	}
+	if len(s.missing) > 0 && (s.missingDue.IsZero() || soon.Before(s.missingDue)) {
+		s.missingDue = soon
 	}
 }
 

@@ -53,6 +53,7 @@ var (
 	flagSilence  = flag.Duration("silence-window", gossip.DefaultSilenceWindow, "gossip.WithSilenceCheck window (0: no silent-neighbour check)")
 	flagSilMin   = flag.Int("silence-min", 5, "gossip.WithSilenceCheck: new messages in a window that arm the check (the library's default is 5)")
 	flagHeap     = flag.String("heapprofile", "", "write a heap profile of the idle network (before the broadcasts) to this file")
+	flagSlow     = flag.Duration("slow", 0, "log every delivery that took longer than this after its broadcast (0: none)")
 	flagOut      = flag.String("out", "", "directory for sim.json and the SVG plots (default: a temporary one)")
 )
 
@@ -816,6 +817,16 @@ func simulate(t *testing.T, p params, clock *wallClock) report {
 	}
 	rep.Events = trk.events
 	measure(&rep, p, trk.msgs, sentAt, cnt)
+	if *flagSlow > 0 {
+		for i, ds := range trk.msgs {
+			for _, d := range ds {
+				if d.at.Sub(sentAt[i]) > *flagSlow {
+					t.Logf("slow delivery: message %d (sent at +%v) reached %s from %s after %v, %d hops",
+						i, sentAt[i].Sub(sentAt[0]), d.node, d.from, d.at.Sub(sentAt[i]), d.hops)
+				}
+			}
+		}
+	}
 	stretch(&rep, trk.msgs)
 	redundancy(&rep, p, trk.msgs, cnt)
 	return rep
