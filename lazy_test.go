@@ -383,3 +383,48 @@ func TestEagerLinksWithFloodingPeer(t *testing.T) {
 		}
 	}
 }
+
+// A peer pulls an announced message after a flush interval instead of a
+// graft timeout before any link has pushed to it, and for a graft timeout
+// after it moved its link (the old parent's last copies and the new one's
+// first may both miss it).
+func TestLazyPullsSoonAfterMovingLink(t *testing.T) {
+	const flush = 50 * time.Millisecond
+	s := lazyPeer(t)
+	s.receive("b", &wireMsg{K: kindIHave, IDs: []uint64{999}, IDHops: []byte{0}}, t0)
+	if d := s.missing[999].deadline; !d.Equal(t0.Add(flush)) {
+		t.Fatalf("before any push: pulled at +%v, want +%v", d.Sub(t0), flush)
+	}
+	s.tick(t0.Add(flush))
+	wantSent(t, s, "before any push", "b graft")
+
+	s = lazyPeer(t)
+	var ids []uint64
+	for seq := uint64(2); seq <= 3; seq++ {
+		m := lazyMsg(seq, 4)
+		s.receive("a", m, t0)
+		ids = append(ids, uint64(m.id()))
+	}
+	sent(&s.fx)
+	s.receive("b", &wireMsg{K: kindIHave, IDs: []uint64{999}, IDHops: []byte{0}}, t0)
+	if d := s.missing[999].deadline; !d.Equal(t0.Add(time.Second)) {
+		t.Fatalf("while a pushes: pulled at +%v, want +1s", d.Sub(t0))
+	}
+	at := t0.Add(10 * time.Millisecond)
+	s.receive("c", &wireMsg{K: kindIHave, IDs: ids, IDHops: []byte{2, 2}}, at)
+	wantSent(t, s, "a shorter path twice", "c graft", "a prune")
+	if d := s.missing[999].deadline; !d.Equal(at.Add(flush)) {
+		t.Errorf("waiting when the link moved: pulled at +%v, want +%v", d.Sub(t0), at.Add(flush).Sub(t0))
+	}
+	s.receive("b", &wireMsg{K: kindIHave, IDs: []uint64{1000}, IDHops: []byte{0}}, at)
+	if d := s.missing[1000].deadline; !d.Equal(at.Add(flush)) {
+		t.Errorf("announced after the move: pulled at +%v, want +%v", d.Sub(t0), at.Add(flush).Sub(t0))
+	}
+	s.tick(at.Add(flush))
+	wantSent(t, s, "after the move", "b want") // a want: a pushed since the last pull
+	later := at.Add(2 * time.Second)
+	s.receive("b", &wireMsg{K: kindIHave, IDs: []uint64{1001}, IDHops: []byte{0}}, later)
+	if d := s.missing[1001].deadline; !d.Equal(later.Add(time.Second)) {
+		t.Errorf("a graft timeout after the move: pulled at +%v, want +1s", d.Sub(later))
+	}
+}
