@@ -411,7 +411,10 @@ func TestLazyPullsSoonAfterMovingLink(t *testing.T) {
 		t.Fatalf("while a pushes: pulled at +%v, want +1s", d.Sub(t0))
 	}
 	at := t0.Add(10 * time.Millisecond)
-	s.receive("c", &wireMsg{K: kindIHave, IDs: ids, IDHops: []byte{2, 2}}, at)
+	s.receive("c", &wireMsg{K: kindIHave, IDs: append(ids, 998), IDHops: []byte{2, 2, 2}}, at)
+	if g := s.fx.sends[0].msg; g.K != kindGraft || !slices.Equal(g.IDs, []uint64{998}) {
+		t.Errorf("graft to the new parent: %v %v, want a graft asking for what it announced, [998]", g.K, g.IDs)
+	}
 	wantSent(t, s, "a shorter path twice", "c graft", "a prune")
 	if d := s.missing[999].deadline; !d.Equal(at.Add(flush)) {
 		t.Errorf("waiting when the link moved: pulled at +%v, want +%v", d.Sub(t0), at.Add(flush).Sub(t0))
@@ -427,4 +430,17 @@ func TestLazyPullsSoonAfterMovingLink(t *testing.T) {
 	if d := s.missing[1001].deadline; !d.Equal(later.Add(time.Second)) {
 		t.Errorf("a graft timeout after the move: pulled at +%v, want +1s", d.Sub(later))
 	}
+}
+
+// A neighbour that grafts this peer gets the messages queued for
+// announcement to it in full, at once.
+func TestLazyGraftPushesQueued(t *testing.T) {
+	s := lazyPeer(t)
+	s.receive("b", &wireMsg{K: kindPrune}, t0)
+	s.receive("a", lazyMsg(1, 0), t0)
+	wantSent(t, s, "b pruned us", "c gossip")
+	s.receive("b", &wireMsg{K: kindGraft}, t0)
+	wantSent(t, s, "graft", "b gossip")
+	s.tickMissing(t0.Add(time.Second))
+	wantSent(t, s, "nothing left to announce")
 }

@@ -533,6 +533,7 @@ func (s *peerState) receive(from string, m *wireMsg, now time.Time) {
 	case kindGraft:
 		if nb, ok := s.nbrs[from]; ok {
 			nb.lazy = false
+			s.pushQueued(from, nb)
 			s.onWant(from, m, now)
 		}
 	case kindPrune:
@@ -1102,6 +1103,19 @@ func (s *peerState) push(id msgID, m *wireMsg, from string, skip []string, now t
 	}
 }
 
+// pushQueued sends in full the messages queued for announcement to a
+// neighbour that has just grafted this peer: it asked for pushes, and they
+// are the ones it has least chance of having.
+func (s *peerState) pushQueued(a string, nb *neighbor) {
+	for _, id := range nb.ihave {
+		if e := s.cache.get(msgID(id)); e != nil {
+			s.fx.send(a, e.msg)
+			s.ctr.forwarded.Add(1)
+		}
+	}
+	nb.ihave, nb.ihaveHops = nil, nil
+}
+
 func (s *peerState) flushIHave(a string) {
 	nb := s.nbrs[a]
 	if len(nb.ihave) == 0 {
@@ -1162,7 +1176,20 @@ func (s *peerState) shortenTree(from string, ids []uint64, hops []byte, now time
 		}
 		nb.shorter = 0
 		nb.prunedIn = false
-		s.fx.send(from, &wireMsg{K: kindGraft})
+		// The graft asks for what from announced and this peer still
+		// lacks: it would otherwise wait for a pull.
+		var want []uint64
+		for id, ms := range s.missing {
+			if len(want) < maxDigest && ms.tries < len(ms.from) && ms.from[ms.tries] == from {
+				// Asked of from now, as tickMissing would: the next try,
+				// if needed, goes to the next announcer.
+				want = append(want, uint64(id))
+				ms.tries++
+				ms.deadline = now.Add(s.cfg.graftTimeout)
+			}
+		}
+		slices.Sort(want)
+		s.fx.send(from, &wireMsg{K: kindGraft, IDs: want})
 		s.pruneIn(e.from, parent, now)
 		e.from, e.hops = from, int(hops[i])+1
 		s.expectGap(now)

@@ -32,6 +32,9 @@ type config struct {
 	Stagger   time.Duration `json:"-"`
 	Drain     time.Duration `json:"-"`
 	Timeout   time.Duration `json:"-"`
+	// Slow > 0 logs every delivery slower than it to SlowLog.
+	Slow      time.Duration `json:"-"`
+	SlowLog   io.Writer     `json:"-"`
 	QueueSize int           `json:"tcp_queue"`
 	InboxSize int           `json:"tcp_inbox"`
 	RandSeed  uint64        `json:"rand_seed"`
@@ -482,6 +485,9 @@ func (r *runner) collect(res *result, sendAt []time.Time) {
 			}
 			arrived := r.base.Add(time.Duration(at))
 			lat = append(lat, arrived.Sub(sendAt[i]))
+			if r.cfg.Slow > 0 && r.cfg.SlowLog != nil && arrived.Sub(sendAt[i]) > r.cfg.Slow {
+				fmt.Fprintf(r.cfg.SlowLog, "slow delivery: message %d reached peer %d after %v\n", i, slices.Index(r.recv, rc), arrived.Sub(sendAt[i]))
+			}
 			last = max(last, arrived.Sub(sendAt[0]))
 		}
 	}

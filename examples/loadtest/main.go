@@ -54,6 +54,8 @@ func main() {
 	flag.DurationVar(&cfg.LazyFlush, "lazy", cfg.LazyFlush, "gossip.WithLazyPush flush interval (0: flooding)")
 	flag.DurationVar(&cfg.LazyGraft, "lazy-graft", cfg.LazyGraft, "gossip.WithLazyPush graft timeout")
 	flag.IntVar(&cfg.EagerLinks, "eager-links", cfg.EagerLinks, "gossip.WithEagerLinks: dialed links that start eager with lazy push (0: all)")
+	flag.DurationVar(&cfg.Slow, "slow", 0, "log every delivery slower than this to stderr (0: none)")
+	cfg.SlowLog = os.Stderr
 	verbose := flag.Bool("v", false, "log warnings to stderr")
 	debug := flag.Bool("debug", false, "log everything, down to debug level, to stderr")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
