@@ -34,5 +34,6 @@ type AppendMarshaler interface {
 	// extended slice, which may have been reallocated. The appended bytes
 	// are exactly those Marshal(v) returns. On error, dst is returned
 	// unchanged in length (the bytes past it may have been written).
+	// The spare capacity of dst must not hold any of v's data.
 	AppendMarshal(dst []byte, v any) ([]byte, error)
 }
