@@ -139,6 +139,33 @@ func BenchmarkWireRoundTrip(b *testing.B) {
 	}
 }
 
+// BenchmarkNodeFrameRoundTrip is the per-hop codec cost of a frame as the
+// node pays it: encoded as flush encodes (into a reused buffer when the
+// codec is a codec.AppendMarshaler, as the default is), then decoded and
+// validated as handle does.
+func BenchmarkNodeFrameRoundTrip(b *testing.B) {
+	cd := codec.Msgpack()
+	app := cd.(codec.AppendMarshaler)
+	m := benchGossip()
+	b.Run("kind=gossip-256B", func(b *testing.B) {
+		buf := make([]byte, 0, 1024)
+		b.ReportAllocs()
+		for b.Loop() {
+			var err error
+			if buf, err = app.AppendMarshal(buf[:0], m); err != nil {
+				b.Fatal(err)
+			}
+			var got wireMsg
+			if err := cd.Unmarshal(buf, &got); err != nil {
+				b.Fatal(err)
+			}
+			if err := got.validate(DefaultMaxPayload); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
 // BenchmarkGossipID hashes a gossip message's identity for payloads of
 // several sizes.
 func BenchmarkGossipID(b *testing.B) {

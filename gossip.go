@@ -535,7 +535,10 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithCodec sets the wire codec. Default: codec.Msgpack(). Every node of a
-// network must use the same codec.
+// network must use the same codec. A codec that also implements
+// codec.AppendMarshaler (as the default does) encodes outbound frames into
+// a reused buffer, which relies on the transport not retaining a frame
+// after Send returns, as transport.Transport requires.
 func WithCodec(cd codec.Codec) Option {
 	return func(c *config) error {
 		if cd == nil {

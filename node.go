@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/gossip-dev/gossip/codec"
 	"github.com/gossip-dev/gossip/transport"
 )
 
@@ -67,7 +68,21 @@ type node struct {
 	asyncCtx context.Context // the loop's; async work stops with it
 	armed    time.Time       // deadline the loop's timer is set for; zero if stopped or fired
 	asyncWG  sync.WaitGroup
+	// app is the codec as a codec.AppendMarshaler, or nil if it is not
+	// one: flush then encodes into a buffer from frameBufs.
+	app codec.AppendMarshaler
 }
+
+// frameBufs holds the buffers flush encodes frames into when the codec is a
+// codec.AppendMarshaler. A transport does not retain a frame after Send
+// returns, so one buffer serves every frame of a flush, and the next flush
+// (of any node) reuses it: no allocation per frame. Pooled rather than kept
+// by each node, so that an idle node holds none.
+var frameBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledFrame bounds the buffers kept in frameBufs, so that one unusually
+// large frame does not pin its buffer.
+const maxPooledFrame = 64 << 10
 
 type nodeStats struct {
 	framesIn, framesOut, badFrames, sendErrors, refused atomic.Uint64
@@ -104,7 +119,9 @@ func newRand(cfg *config) *rand.Rand {
 }
 
 func newNode(tr transport.Transport, cfg *config, m machine, rep *reputation) *node {
+	app, _ := cfg.codec.(codec.AppendMarshaler)
 	return &node{
+		app:      app,
 		rep:      rep,
 		cfg:      cfg,
 		tr:       tr,
@@ -249,11 +266,24 @@ func (n *node) flush(ctx context.Context, d *dispatcher) error {
 		last     *wireMsg
 		frame    []byte
 		frameErr error
+		buf      *[]byte // from frameBufs, once a frame was encoded into it
 	)
 	for _, o := range fx.sends {
 		if o.msg != last {
 			last = o.msg
-			frame, frameErr = n.cfg.codec.Marshal(o.msg)
+			if n.app != nil {
+				if buf == nil {
+					buf = frameBufs.Get().(*[]byte)
+				}
+				// The frames of earlier messages have been sent: the
+				// buffer is free again.
+				frame, frameErr = n.app.AppendMarshal((*buf)[:0], o.msg)
+				if frameErr == nil {
+					*buf = frame
+				}
+			} else {
+				frame, frameErr = n.cfg.codec.Marshal(o.msg)
+			}
 		}
 		err := frameErr
 		if err == nil {
@@ -266,6 +296,10 @@ func (n *node) flush(ctx context.Context, d *dispatcher) error {
 			continue
 		}
 		n.stats.framesOut.Add(1)
+	}
+	if buf != nil && cap(*buf) <= maxPooledFrame {
+		*buf = (*buf)[:0]
+		frameBufs.Put(buf)
 	}
 	clear(fx.sends)
 	fx.sends = fx.sends[:0]

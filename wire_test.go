@@ -1,8 +1,12 @@
 package gossip
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -146,4 +150,82 @@ func FuzzDecodeMessage(f *testing.F) {
 			t.Fatalf("round trip (-first +second):\n%s", diff)
 		}
 	})
+}
+
+// fxMachine is a machine that does nothing but hold effects, so that a
+// test can queue sends and have the node flush them.
+type fxMachine struct{ fx effects }
+
+func (*fxMachine) start(time.Time)                     {}
+func (*fxMachine) receive(string, *wireMsg, time.Time) {}
+func (*fxMachine) tick(time.Time)                      {}
+func (*fxMachine) next() time.Time                     { return time.Time{} }
+func (*fxMachine) ban(string, time.Time)               {}
+func (*fxMachine) stop(time.Time)                      {}
+func (m *fxMachine) effects() *effects                 { return &m.fx }
+
+// copyingTransport records a copy of every frame sent, as a transport
+// must: it may not keep the frame itself.
+type copyingTransport struct {
+	discardTransport
+	to     []string
+	frames [][]byte
+}
+
+func (c *copyingTransport) Send(_ context.Context, addr string, frame []byte) error {
+	c.to = append(c.to, addr)
+	c.frames = append(c.frames, bytes.Clone(frame))
+	return nil
+}
+
+// marshalOnly hides the AppendMarshal of the codec it wraps.
+type marshalOnly struct{ codec.Codec }
+
+// TestFlushFrames: flush sends every message encoded exactly as the codec's
+// Marshal encodes it, whether the codec appends into the reused frame
+// buffer or not, across messages of different sizes (the buffer grows, and
+// a shorter frame follows a longer one) and across flushes.
+func TestFlushFrames(t *testing.T) {
+	small := benchGossip()
+	small.Payload = []byte("s")
+	large := benchGossip()
+	large.Payload = bytes.Repeat([]byte{'L'}, 3000)
+	huge := benchGossip()
+	huge.Payload = bytes.Repeat([]byte{'H'}, maxPooledFrame+1)
+	for _, cd := range []codec.Codec{codec.Msgpack(), marshalOnly{codec.Msgpack()}, codec.JSON()} {
+		cfg, err := newConfig([]Option{WithLogger(quietLogger(t)), WithCodec(cd)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &fxMachine{}
+		tr := &copyingTransport{}
+		n := newNode(tr, cfg, m, newReputation(cfg))
+		if _, ok := cd.(codec.AppendMarshaler); ok != (n.app != nil) {
+			t.Fatalf("%T: node app %v", cd, n.app)
+		}
+		d := newDispatcher(nil)
+		var want []*wireMsg
+		for round := range 3 {
+			for i, msg := range []*wireMsg{benchGossip(), benchGossip(), large, small, huge, small, wireSamples()[1]} {
+				m.fx.send(fmt.Sprintf("%d-%d", round, i), msg)
+				m.fx.send(fmt.Sprintf("%d-%d-again", round, i), msg)
+				want = append(want, msg, msg)
+			}
+			if err := n.flush(t.Context(), d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(tr.frames) != len(want) {
+			t.Fatalf("%s: %d frames sent, want %d", cd.Name(), len(tr.frames), len(want))
+		}
+		for i, msg := range want {
+			frame, err := cd.Marshal(msg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(tr.frames[i], frame) {
+				t.Errorf("%T: frame %d to %s:\ngot  %.80x\nwant %.80x", cd, i, tr.to[i], tr.frames[i], frame)
+			}
+		}
+	}
 }

@@ -23,3 +23,17 @@ type Codec interface {
 
 // ErrMalformed is wrapped by Unmarshal errors caused by bad input.
 var ErrMalformed = errors.New("codec: malformed input")
+
+// AppendMarshaler is an optional interface of a [Codec] that can encode
+// into a buffer the caller provides, so that a caller encoding many values
+// one after another can reuse one buffer instead of allocating a result
+// for each. [Msgpack] implements it; the gossip node uses it, when its
+// codec does, to encode outbound frames.
+type AppendMarshaler interface {
+	// AppendMarshal appends the encoding of v to dst and returns the
+	// extended slice, which may have been reallocated. The appended bytes
+	// are exactly those Marshal(v) returns. On error, dst is returned
+	// unchanged in length (the bytes past it may have been written).
+	// The spare capacity of dst must not hold any of v's data.
+	AppendMarshal(dst []byte, v any) ([]byte, error)
+}

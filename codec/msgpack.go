@@ -127,6 +127,27 @@ func (msgpackCodec) Marshal(v any) ([]byte, error) {
 	return out, nil
 }
 
+// AppendMarshal appends the MessagePack encoding of v to dst, the same
+// bytes Marshal returns, and returns the extended slice; it implements
+// [AppendMarshaler]. Encoded through the fast path into a dst with room
+// for the result, it allocates nothing.
+func (msgpackCodec) AppendMarshal(dst []byte, v any) ([]byte, error) {
+	if out, ok := fastAppend(dst, v); ok {
+		return out, nil
+	}
+	e := msgpackEncoders.Get().(*msgpackEncoder)
+	e.buf = e.buf[:0]
+	e.enc.ResetBytes(&e.buf)
+	if err := e.enc.Encode(v); err != nil {
+		return dst, fmt.Errorf("codec: msgpack encode %T: %w", v, wrapMsgpackError(err))
+	}
+	dst = append(dst, e.buf...)
+	if cap(e.buf) <= maxPooledBuf {
+		msgpackEncoders.Put(e)
+	}
+	return dst, nil
+}
+
 // Unmarshal decodes exactly one MessagePack value from data into v, which
 // must be a non-nil pointer. Bad input yields an error wrapping ErrMalformed;
 // it never panics. data is not retained.

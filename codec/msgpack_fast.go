@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/bits"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -51,7 +52,10 @@ import (
 //   - Encoding writes a flat message of up to smallFrame bytes to a stack
 //     buffer in one pass and copies it out at its exact size; a larger
 //     one, or one with struct fields, is measured first, then written
-//     straight into its exact-size result.
+//     straight into its exact-size result. AppendMarshal writes in one
+//     pass straight into the caller's buffer when it has room, and so
+//     allocates nothing: the gossip node encodes its frames so, into a
+//     reused buffer.
 //   - Decoding finds a field from a one-byte key by a table lookup.
 //   - Short strings come from a bounded cache of recent ones (intern.go).
 //   - The []byte fields of one message share one allocation, copied from
@@ -1386,6 +1390,22 @@ func fastMarshal(v any) ([]byte, bool) {
 	}
 	size, n, present := p.measure(base)
 	return p.encode(make([]byte, 0, size), base, n, present), true
+}
+
+// fastAppend appends the encoding of v to dst through the fast path when v
+// is a non-nil pointer to a struct with a plan. It writes in one pass when
+// dst has room for the result, and grows dst to exactly the room needed
+// otherwise.
+func fastAppend(dst []byte, v any) ([]byte, bool) {
+	p, base := lookupPlan(v)
+	if p == nil || base == nil {
+		return dst, false
+	}
+	if b, ok := p.encodeSmall(dst, base); ok {
+		return b, true
+	}
+	size, n, present := p.measure(base)
+	return p.encode(slices.Grow(dst, size), base, n, present), true
 }
 
 // fastUnmarshal decodes data into v (a non-nil pointer) through the fast

@@ -378,6 +378,9 @@ func TestFastMatchesGoMsgpack(t *testing.T) {
 			if !bytes.Equal(got, want) {
 				t.Fatalf("case %d: %T %+v:\nfast      %x\ngo-msgpack %x", i, v, v, got, want)
 			}
+			if app, ok := fastAppend(got[:1:1], v); !ok || !bytes.Equal(app[1:], want) {
+				t.Fatalf("case %d: %T %+v:\nappended   %x\ngo-msgpack %x", i, v, v, app[1:], want)
+			}
 			fast := reflect.New(reflect.TypeOf(v).Elem()).Interface()
 			slow := reflect.New(reflect.TypeOf(v).Elem()).Interface()
 			if handled, ok := fastUnmarshal(want, fast); !handled || !ok {
@@ -426,6 +429,14 @@ func compareDecode(t *testing.T, data []byte, start any) {
 	}
 	if errFast == nil && !reflect.DeepEqual(fast.Interface(), slow.Interface()) {
 		t.Fatalf("input %x: decoded\ncodec      %+v\ngo-msgpack %+v", data, fast.Interface(), slow.Interface())
+	}
+	if errFast == nil {
+		// Whatever was decoded encodes back to go-msgpack's bytes.
+		want := slowMarshal(t, slow.Interface())
+		got, err := Msgpack().(AppendMarshaler).AppendMarshal([]byte{0xc1}, fast.Interface())
+		if err != nil || !bytes.Equal(got[1:], want) {
+			t.Fatalf("input %x: %v; re-encoded\ncodec      %x\ngo-msgpack %x", data, err, got[1:], want)
+		}
 	}
 }
 
@@ -622,6 +633,22 @@ func BenchmarkMsgpackGossipFrame(b *testing.B) {
 	b.Run("op=roundtrip/path=fast/signed", func(b *testing.B) {
 		benchRoundTrip(b, benchSignedGossip())
 	})
+	b.Run("op=roundtrip/path=fast/append", func(b *testing.B) {
+		// As the gossip node encodes: into a reused buffer.
+		app := cd.(AppendMarshaler)
+		buf := make([]byte, 0, 1024)
+		b.ReportAllocs()
+		for b.Loop() {
+			var err error
+			if buf, err = app.AppendMarshal(buf[:0], m); err != nil {
+				b.Fatal(err)
+			}
+			var got fwire
+			if err := cd.Unmarshal(buf, &got); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("op=marshal/path=go-msgpack", func(b *testing.B) {
 		b.ReportAllocs()
 		var buf []byte
@@ -793,6 +820,82 @@ func TestPlanCache(t *testing.T) {
 		}
 		if p != nil {
 			t.Errorf("%#v (%T): has a plan", v, v)
+		}
+	}
+}
+
+// TestAppendMarshal: AppendMarshal appends exactly what Marshal returns,
+// whatever dst holds and whatever room it has, on the fast path (written
+// in place, or grown after a measure) and through go-msgpack, and leaves
+// the bytes before len(dst) alone.
+func TestAppendMarshal(t *testing.T) {
+	cd := Msgpack().(AppendMarshaler)
+	r := rand.New(rand.NewPCG(7, 8))
+	vals := []any{
+		benchGossip(), benchSignedGossip(),
+		map[string]any{"no": "plan"}, "a string", []int{1, 2, 3}, // go-msgpack
+		&fall{}, (*fwire)(nil),
+	}
+	for _, n := range []int{0, 1, 200, smallFrame - 100, smallFrame, 3000} {
+		m := benchSignedGossip()
+		m.Payload = bytes.Repeat([]byte{'p'}, n)
+		vals = append(vals, m)
+	}
+	for range 200 {
+		vals = append(vals, randWire(r), randAll(r), randBins(r), randOmit(r))
+	}
+	prefix := []byte("prefix")
+	for _, v := range vals {
+		want, err := Msgpack().Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, room := range []int{0, 2, 3, len(want) - 1, len(want), len(want) + 2, 4096} {
+			if room < 0 {
+				continue
+			}
+			dst := append(make([]byte, 0, len(prefix)+room), prefix...)
+			got, err := cd.AppendMarshal(dst, v)
+			if err != nil {
+				t.Fatalf("%T, room %d: %v", v, room, err)
+			}
+			if !bytes.Equal(got[:len(prefix)], prefix) || !bytes.Equal(got[len(prefix):], want) {
+				t.Fatalf("%T, room %d:\nappended %x\nMarshal  %x", v, room, got, want)
+			}
+			if room >= len(want) && &got[0] != &dst[:1][0] {
+				t.Errorf("%T: reallocated although dst had room for %d bytes", v, len(want))
+			}
+		}
+		got, err := cd.AppendMarshal(nil, v)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%T into nil: %x, %v; want %x", v, got, err, want)
+		}
+	}
+	// A failing encoding (go-msgpack has no format for complex numbers)
+	// leaves dst's length alone.
+	dst := append([]byte(nil), prefix...)
+	got, err := cd.AppendMarshal(dst, complex(1, 2))
+	if err == nil || len(got) != len(prefix) || !bytes.Equal(got, prefix) {
+		t.Errorf("AppendMarshal(complex) = %q, %v; want %q and an error", got, err, prefix)
+	}
+}
+
+// TestAppendMarshalAllocations: into a buffer with room, the fast path
+// allocates nothing; the buffer is reused for each frame.
+func TestAppendMarshalAllocations(t *testing.T) {
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("allocation counts differ under -cover and -race")
+	}
+	cd := Msgpack().(AppendMarshaler)
+	buf := make([]byte, 0, 1024)
+	for _, m := range []*fwire{benchGossip(), benchSignedGossip(), {V: 1, K: 2, Peers: []fpeer{{Addr: "10.0.0.1:1"}}}} {
+		if n := testing.AllocsPerRun(100, func() {
+			var err error
+			if buf, err = cd.AppendMarshal(buf[:0], m); err != nil {
+				t.Fatal(err)
+			}
+		}); n != 0 {
+			t.Errorf("%+v: AppendMarshal made %v allocations, want 0", m, n)
 		}
 	}
 }
