@@ -78,12 +78,19 @@ func checkDelivery(t *testing.T, rec *recorder, stable []string) int {
 // with no state) 10 s later. Every message from a peer that stayed up
 // reaches every peer that stayed up, no live peer is removed, and
 // restarted peers rejoin within one refresh interval.
-func TestChurnWithLoss(t *testing.T) {
+func TestChurnWithLoss(t *testing.T) { runChurn(t) }
+
+// TestChurnWithLossLazy is TestChurnWithLoss in lazy-push mode: the tree
+// loses a tenth of its peers every 30 s, and every message still reaches
+// every peer that stayed up.
+func TestChurnWithLossLazy(t *testing.T) { runChurn(t, WithLazyPush(50*time.Millisecond, time.Second)) }
+
+func runChurn(t *testing.T, opts ...Option) {
 	if testing.Short() {
 		t.Skip("long scenario")
 	}
 	synctest.Test(t, func(t *testing.T) {
-		c := newCluster(t, 3, WithMessages(int(churnDuration/churnGossip)-3), WithGossipInterval(churnGossip))
+		c := newCluster(t, 3, append([]Option{WithMessages(int(churnDuration/churnGossip) - 3), WithGossipInterval(churnGossip)}, opts...)...)
 		c.net.SetDefaultFault(transport.Fault{Drop: churnLoss})
 		c.startSeeds()
 		peers := c.startPeers(churnPeers, joinGap)
