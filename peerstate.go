@@ -76,8 +76,8 @@ type neighbor struct {
 	gossipIn     int       // gossip frames received from it in this silence window
 	lazy         bool      // lazy push: announce to it instead of pushing (it pruned us)
 	prunedIn     bool      // lazy push: we asked it to stop pushing to us
-	eager        bool      // lazy push: the link started eager both ways (see WithEagerLinks)
-	shorter      int       // lazy push: its announcements in a row that showed a shorter path
+	eager        bool      // lazy push: the link started pushing at least one way (see WithEagerLinks)
+	shorter      int       // lazy push: messages in a row it announced over a shorter path
 	firstOrigin  string    // origin of the last message it delivered first
 	firstAt      time.Time // when
 	prunedAt     time.Time // when we last sent it a prune
