@@ -444,3 +444,29 @@ func TestLazyGraftPushesQueued(t *testing.T) {
 	s.tickMissing(t0.Add(time.Second))
 	wantSent(t, s, "nothing left to announce")
 }
+
+// The eager links go to the best connected of the peers a round of dials
+// picks: the tree they start is shallower.
+func TestEagerLinksGoToBestConnected(t *testing.T) {
+	s := newPeerState(testConfig(t, WithLazyPush(50*time.Millisecond, time.Second), WithEagerLinks(2), WithMinDegree(4)),
+		"p:1", []string{"s1", "s2", "s3"}, new(peerCounters), newReputation(testConfig(t)))
+	s.start(t0)
+	list := []wirePeer{{Addr: "a", Degree: 1}, {Addr: "b", Degree: 9}, {Addr: "c", Degree: 5}, {Addr: "d", Degree: 2}}
+	for _, sd := range s.seeds[:2] {
+		s.receive(sd, &wireMsg{K: kindRegisterAck, Peers: list}, t0)
+	}
+	var order []string
+	modes := map[string]linkMode{}
+	for _, o := range s.fx.sends {
+		if o.msg.K == kindConnect {
+			order = append(order, o.to)
+			modes[o.to] = o.msg.Link
+		}
+	}
+	if len(order) != 4 {
+		t.Fatalf("dialed %v, want all 4", order)
+	}
+	if modes["b"] != linkEager || modes["c"] != linkPushIn || modes["a"] != 0 || modes["d"] != 0 {
+		t.Errorf("link modes %v; want b (degree 9) eager both ways, c (5) pushing in, a and d lazy", modes)
+	}
+}

@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"encoding/binary"
@@ -627,6 +628,7 @@ func (s *peerState) fill(now time.Time) {
 		groups[group(a)] = true
 	}
 	oneGroup := len(groups) <= 1
+	var picks []string
 	for ; want > 0 && len(cands) > 0; want-- {
 		i := s.pickWeighted(cands,
 			func(a string) bool { return count[group(a)] == 0 },
@@ -635,8 +637,15 @@ func (s *peerState) fill(now time.Time) {
 			break // every candidate's group is at the cap
 		}
 		count[group(cands[i])]++
-		a := cands[i]
+		picks = append(picks, cands[i])
 		cands = slices.Delete(cands, i, i+1)
+	}
+	if s.startsLazy() {
+		// The eager links go to the best connected of the peers picked,
+		// which keeps the tree they start shallow.
+		slices.SortStableFunc(picks, func(a, b string) int { return cmp.Compare(s.known[b], s.known[a]) })
+	}
+	for _, a := range picks {
 		s.dialPeer(a, now)
 	}
 }
