@@ -113,18 +113,7 @@ func (msgpackCodec) Marshal(v any) ([]byte, error) {
 	if out, ok := fastMarshal(v); ok {
 		return out, nil
 	}
-	e := msgpackEncoders.Get().(*msgpackEncoder)
-	e.buf = e.buf[:0]
-	e.enc.ResetBytes(&e.buf)
-	if err := e.enc.Encode(v); err != nil {
-		return nil, fmt.Errorf("codec: msgpack encode %T: %w", v, wrapMsgpackError(err))
-	}
-	out := make([]byte, len(e.buf))
-	copy(out, e.buf)
-	if cap(e.buf) <= maxPooledBuf {
-		msgpackEncoders.Put(e)
-	}
-	return out, nil
+	return appendGoMsgpack(nil, v)
 }
 
 // AppendMarshal appends the MessagePack encoding of v to dst, the same
@@ -135,6 +124,12 @@ func (msgpackCodec) AppendMarshal(dst []byte, v any) ([]byte, error) {
 	if out, ok := fastAppend(dst, v); ok {
 		return out, nil
 	}
+	return appendGoMsgpack(dst, v)
+}
+
+// appendGoMsgpack appends go-msgpack's encoding of v to dst, through a
+// pooled encoder; on error it returns dst unchanged.
+func appendGoMsgpack(dst []byte, v any) ([]byte, error) {
 	e := msgpackEncoders.Get().(*msgpackEncoder)
 	e.buf = e.buf[:0]
 	e.enc.ResetBytes(&e.buf)
