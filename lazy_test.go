@@ -318,10 +318,8 @@ func TestEagerLinksStartLazy(t *testing.T) {
 	q := link(kindConnect, "q", "p:1")
 	q.Link = linkEager
 	s.receive("q", q, t0)
-	for _, o := range s.fx.sends {
-		if o.to == "q" && o.msg.K == kindConnectAck && o.msg.Link != linkEager {
-			t.Errorf("ack to q: link mode %d, want %d", o.msg.Link, linkEager)
-		}
+	if ack := ackTo(t, s, "q"); ack.Link != linkEager {
+		t.Errorf("ack to q: link mode %d, want %d", ack.Link, linkEager)
 	}
 	sent(&s.fx)
 	for a, nb := range s.nbrs {
@@ -347,6 +345,19 @@ func TestEagerLinksStartLazy(t *testing.T) {
 	wantSent(t, s, "flush", want...)
 }
 
+// ackTo returns the connect-ack s sent to, failing the test if there is
+// none.
+func ackTo(t *testing.T, s *peerState, to string) *wireMsg {
+	t.Helper()
+	for _, o := range s.fx.sends {
+		if o.to == to && o.msg.K == kindConnectAck {
+			return o.msg
+		}
+	}
+	t.Fatalf("no connect-ack to %s in %q", to, sent(&s.fx))
+	return nil
+}
+
 // Both ends of crossing dials see both connects, so they agree on each
 // direction: eager if either asked for it.
 func TestEagerLinksCrossingDials(t *testing.T) {
@@ -361,10 +372,8 @@ func TestEagerLinksCrossingDials(t *testing.T) {
 	}
 	sent(&s.fx)
 	s.receive("a", link(kindConnect, "a", "p:1"), t0) // a's own connect, asking for a lazy link
-	for _, o := range s.fx.sends {
-		if o.msg.K == kindConnectAck && o.msg.Link != linkEager {
-			t.Errorf("ack of the crossing connect: link mode %d; want %d (this end asked)", o.msg.Link, linkEager)
-		}
+	if ack := ackTo(t, s, "a"); ack.Link != linkEager {
+		t.Errorf("ack of the crossing connect: link mode %d; want %d (this end asked)", ack.Link, linkEager)
 	}
 	if nb := s.nbrs["a"]; nb == nil || !nb.eager || nb.lazy || nb.prunedIn {
 		t.Fatalf("link to a after crossing dials: %+v; want eager", nb)
@@ -377,10 +386,8 @@ func TestEagerLinksCrossingDials(t *testing.T) {
 func TestEagerLinksWithFloodingPeer(t *testing.T) {
 	s := joinedPeer(t, []string{"a"}, WithMinDegree(1))
 	s.receive("b", link(kindConnect, "b", "p:1"), t0)
-	for _, o := range s.fx.sends {
-		if o.msg.K == kindConnectAck && o.msg.Link != linkEager {
-			t.Errorf("a flooding peer's ack: link mode %d, want %d", o.msg.Link, linkEager)
-		}
+	if ack := ackTo(t, s, "b"); ack.Link != linkEager {
+		t.Errorf("a flooding peer's ack: link mode %d, want %d", ack.Link, linkEager)
 	}
 }
 
