@@ -304,8 +304,12 @@ func (n *node) flush(ctx context.Context, d *dispatcher) error {
 	clear(fx.sends)
 	fx.sends = fx.sends[:0]
 	if len(fx.events) > 0 {
-		d.push(fx.events)
-		fx.events = nil
+		d.push(fx.events) // copies them
+		clear(fx.events)
+		fx.events = fx.events[:0]
+		if cap(fx.events) > maxKeptEvents {
+			fx.events = nil
+		}
 	}
 	for _, work := range fx.async {
 		n.asyncWG.Go(func() {
@@ -331,24 +335,61 @@ func (n *node) flush(ctx context.Context, d *dispatcher) error {
 
 // dispatcher delivers events to the user's handler on its own goroutine,
 // in order, through an unbounded FIFO so the protocol never waits for it.
+// The FIFO is a list of fixed-size blocks of events taken from a pool and
+// given back once delivered, so a steady stream of events allocates
+// nothing and an idle node holds no block (a fresh slice per batch was a
+// fifth of the bytes the load generator allocated at 5000 messages a
+// second).
 type dispatcher struct {
 	fn     func(Event)
 	mu     sync.Mutex
-	queue  []Event
+	queue  []*eventBlock
+	spare  []*eventBlock // the last delivered list, cleared, for queue's next turn
 	closed bool
 	wake   chan struct{} // capacity 1: "the queue may be non-empty"
 }
+
+// eventBlock is a block of the dispatcher's FIFO: ev[:n] are queued.
+type eventBlock struct {
+	n  int
+	ev [eventBlockSize]Event
+}
+
+const eventBlockSize = 32
+
+// eventBlocks holds the free event blocks of every dispatcher.
+var eventBlocks = sync.Pool{New: func() any { return new(eventBlock) }}
+
+// maxKeptEvents bounds the event slice the loop keeps for reuse between
+// steps, and maxKeptBlocks the block list a dispatcher keeps, so that a
+// burst's slices go back to the collector.
+const (
+	maxKeptEvents = 64
+	maxKeptBlocks = 64
+)
 
 func newDispatcher(fn func(Event)) *dispatcher {
 	return &dispatcher{fn: fn, wake: make(chan struct{}, 1)}
 }
 
+// push queues copies of evs.
 func (d *dispatcher) push(evs []Event) {
 	if d.fn == nil {
 		return
 	}
 	d.mu.Lock()
-	d.queue = append(d.queue, evs...)
+	for len(evs) > 0 {
+		var b *eventBlock
+		if last := len(d.queue) - 1; last >= 0 && d.queue[last].n < eventBlockSize {
+			b = d.queue[last]
+		} else {
+			b = eventBlocks.Get().(*eventBlock)
+			d.queue = append(d.queue, b)
+		}
+		c := copy(b.ev[b.n:], evs)
+		b.n += c
+		evs = evs[c:]
+	}
 	d.mu.Unlock()
 	d.signal()
 }
@@ -371,16 +412,27 @@ func (d *dispatcher) close() {
 func (d *dispatcher) run() {
 	for range d.wake {
 		d.mu.Lock()
-		batch, closed := d.queue, d.closed
-		d.queue = nil
+		blocks, closed := d.queue, d.closed
+		d.queue, d.spare = d.spare, nil
 		d.mu.Unlock()
-		for _, ev := range batch {
-			d.fn(ev)
+		for _, b := range blocks {
+			for _, ev := range b.ev[:b.n] {
+				d.fn(ev)
+			}
+			clear(b.ev[:b.n])
+			b.n = 0
+			eventBlocks.Put(b)
 		}
 		if closed {
 			// close happened before we took the batch, so nothing
 			// can be pushed after it.
 			return
+		}
+		clear(blocks)
+		if cap(blocks) <= maxKeptBlocks {
+			d.mu.Lock()
+			d.spare = blocks[:0]
+			d.mu.Unlock()
 		}
 	}
 }
