@@ -171,7 +171,14 @@ func (s *seedState) receive(from string, m *wireMsg, now time.Time) {
 		s.startProbe(m.Addr, from, now)
 	case kindSeedDead:
 		// Another seed's probes of m.Addr failed: count its vote, and
-		// probe for ourselves so that we can vote too.
+		// probe for ourselves so that we can vote too. A vote names the
+		// key the peer had registered with at that seed: one about an
+		// earlier incarnation of a restarted peer, which has registered
+		// here since with a new key, counts for nothing.
+		if p, ok := s.peers[m.Addr]; ok && len(m.Key) > 0 && len(p.key) > 0 && !bytes.Equal(m.Key, p.key) {
+			s.log.Debug("ignoring a seed's vote about an earlier incarnation", "peer", m.Addr, "seed", from)
+			return
+		}
 		if s.isSeed(from) {
 			if decided := s.vote(m.Addr, from, now); decided {
 				return
@@ -245,6 +252,12 @@ func (s *seedState) onRegister(from string, m *wireMsg, now time.Time) {
 	p.degree = m.Degree
 	if len(m.Key) == ed25519.PublicKeySize {
 		// The latest registration wins: a restarted peer has a new key.
+		if ok && !bytes.Equal(p.key, m.Key) {
+			// A new incarnation is alive: probes of the old one, and
+			// votes about it, no longer apply.
+			delete(s.probes, from)
+			delete(s.votes, from)
+		}
 		p.key = m.Key
 	}
 	s.fx.send(from, &wireMsg{K: kindRegisterAck, Peers: s.peerList(from)})
@@ -387,8 +400,12 @@ func (s *seedState) tick(now time.Time) {
 		delete(s.probes, addr)
 		s.log.Info("peer failed probes; voting for its removal", "peer", addr, "reporters", p.reporters)
 		s.emit(Event{Kind: EventDeadReportConfirmed, Time: now, Addr: addr, Peers: p.reporters})
+		var key []byte
+		if p, ok := s.peers[addr]; ok {
+			key = p.key
+		}
 		for _, o := range s.others {
-			s.fx.send(o, &wireMsg{K: kindSeedDead, Addr: addr, Stamp: now.UnixNano()})
+			s.fx.send(o, &wireMsg{K: kindSeedDead, Addr: addr, Stamp: now.UnixNano(), Key: key})
 		}
 		s.vote(addr, s.self, now)
 	}

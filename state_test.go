@@ -372,6 +372,48 @@ func TestSeedVoteStartsOwnProbeAndExpires(t *testing.T) {
 	}
 }
 
+// TestSeedVotesAboutEarlierIncarnation: a peer crashes and restarts at the
+// same address with a new key while the seeds' probes of its old
+// incarnation run. Its registration cancels this seed's probe and vote,
+// and other seeds' votes naming the old key count for nothing; votes
+// about the new incarnation still remove it.
+func TestSeedVotesAboutEarlierIncarnation(t *testing.T) {
+	s := newTestSeed(t, WithProbe(3, time.Second))
+	k1, k2 := bytes.Repeat([]byte{1}, ed25519.PublicKeySize), bytes.Repeat([]byte{2}, ed25519.PublicKeySize)
+	s.receive("d", &wireMsg{K: kindRegister, Key: k1}, t0)
+	s.receive("a", &wireMsg{K: kindDeadReport, Addr: "d", Stamp: 1}, t0)
+	now := t0
+	for range 3 {
+		now = now.Add(time.Second)
+		s.tick(now)
+	}
+	var votes []*wireMsg
+	for _, o := range s.fx.sends {
+		if o.msg.K == kindSeedDead {
+			votes = append(votes, o.msg)
+		}
+	}
+	if len(votes) != 2 || !bytes.Equal(votes[0].Key, k1) {
+		t.Fatalf("votes %+v, want two naming the old key", votes)
+	}
+	sent(&s.fx)
+	// d restarts with a new key and registers again.
+	s.receive("d", &wireMsg{K: kindRegister, Key: k2}, now)
+	if len(s.votes["d"]) != 0 || s.probes["d"] != nil {
+		t.Fatal("this seed's vote or probe about the old incarnation kept")
+	}
+	s.receive("s2", &wireMsg{K: kindSeedDead, Addr: "d", Key: k1}, now)
+	s.receive("s3", &wireMsg{K: kindSeedDead, Addr: "d", Key: k1}, now)
+	if !slices.Contains(*s.view.Load(), "d") {
+		t.Fatal("restarted peer removed on votes about its earlier incarnation")
+	}
+	s.receive("s2", &wireMsg{K: kindSeedDead, Addr: "d", Key: k2}, now)
+	s.receive("s3", &wireMsg{K: kindSeedDead, Addr: "d", Key: k2}, now)
+	if slices.Contains(*s.view.Load(), "d") {
+		t.Fatal("peer kept after a majority of seeds failed to reach its current incarnation")
+	}
+}
+
 func TestSeedIgnoresReportAboutUnknownPeer(t *testing.T) {
 	s := newTestSeed(t)
 	s.receive("a", &wireMsg{K: kindDeadReport, Addr: "nobody", Stamp: 1}, t0)

@@ -25,7 +25,7 @@ const (
 	kindPeerList                       // seed → peer: the list (Peers)
 	kindDegree                         // peer → seed: my degree changed (Degree)
 	kindDeadReport                     // peer → seed: Addr is dead (Stamp)
-	kindSeedDead                       // seed → seed: Addr failed my probes (Stamp)
+	kindSeedDead                       // seed → seed: Addr failed my probes (Stamp), registered with Key
 	kindLeave                          // peer → seeds and neighbours: leaving for good
 	kindConnect                        // peer → peer: be my neighbour
 	kindConnectAck                     // peer → peer: accepted
