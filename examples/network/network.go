@@ -85,7 +85,21 @@ type check struct {
 }
 
 func newNetwork(c config, stdout io.Writer, log *slog.Logger) *network {
-	return &network{cfg: c, stdout: stdout, log: log, col: newCollector(), curPhase: phaseStart}
+	return &network{cfg: c, stdout: &lockedWriter{w: stdout}, log: log, col: newCollector(), curPhase: phaseStart}
+}
+
+// lockedWriter serialises the writes of the goroutines that print
+// progress and phases, so that their lines never interleave (and a
+// caller's writer need not be safe for concurrent use).
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func (n *network) phase() string {
