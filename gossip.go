@@ -175,7 +175,9 @@ type Event struct {
 	// Stamp is the timestamp a message carries: a gossip message's origin
 	// time or a dead-node report's time.
 	Stamp time.Time
-	// Payload is a gossip message's content.
+	// Payload is a gossip message's content. It shares memory with the
+	// copy the peer keeps and forwards: a handler must not modify it
+	// (clone it to keep a changed copy).
 	Payload []byte
 	// Peers is a list of addresses (see the kind).
 	Peers []string

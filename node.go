@@ -41,6 +41,8 @@ func (fx *effects) send(to string, m *wireMsg) {
 // starts no goroutines and never reads the clock: the shell passes now.
 type machine interface {
 	start(now time.Time)
+	// receive handles m, from the neighbour or seed from. The machine owns
+	// m from then on: it may keep or change it.
 	receive(from string, m *wireMsg, now time.Time)
 	tick(now time.Time)
 	// next returns when tick must run next; the zero time means never.
@@ -71,6 +73,10 @@ type node struct {
 	// app is the codec as a codec.AppendMarshaler, or nil if it is not
 	// one: flush then encodes into a buffer from frameBufs.
 	app codec.AppendMarshaler
+	// alias is the codec as a codec.AliasUnmarshaler, or nil: handle then
+	// decodes frames without copying their byte fields. A transport hands
+	// each Packet's payload over to the node, which never changes it.
+	alias codec.AliasUnmarshaler
 }
 
 // frameBufs holds the buffers flush encodes frames into when the codec is a
@@ -120,8 +126,10 @@ func newRand(cfg *config) *rand.Rand {
 
 func newNode(tr transport.Transport, cfg *config, m machine, rep *reputation) *node {
 	app, _ := cfg.codec.(codec.AppendMarshaler)
+	alias, _ := cfg.codec.(codec.AliasUnmarshaler)
 	return &node{
 		app:      app,
+		alias:    alias,
 		rep:      rep,
 		cfg:      cfg,
 		tr:       tr,
@@ -229,7 +237,12 @@ func (n *node) handle(ctx context.Context, pkt transport.Packet) {
 		return
 	}
 	var msg wireMsg
-	err := n.cfg.codec.Unmarshal(pkt.Payload, &msg)
+	var err error
+	if n.alias != nil {
+		err = n.alias.UnmarshalAlias(pkt.Payload, &msg)
+	} else {
+		err = n.cfg.codec.Unmarshal(pkt.Payload, &msg)
+	}
 	if err == nil {
 		err = msg.validate(n.cfg.maxPayload)
 	}

@@ -1010,7 +1010,10 @@ func (s *peerState) onGossip(from string, m *wireMsg, now time.Time) {
 	if hops >= s.cfg.maxHops {
 		return
 	}
-	fwd := &wireMsg{K: kindGossip, Origin: m.Origin, Seq: m.Seq, Stamp: m.Stamp, Hops: hops, Payload: m.Payload, Key: m.Key, Sig: m.Sig}
+	// The copy to forward and cache reuses m, which receive's caller
+	// hands over: one allocation fewer per delivery.
+	fwd := m
+	*fwd = wireMsg{K: kindGossip, Origin: m.Origin, Seq: m.Seq, Stamp: m.Stamp, Hops: hops, Payload: m.Payload, Key: m.Key, Sig: m.Sig}
 	s.push(id, fwd, from, announced, now)
 	s.cache.add(id, fwd, from, now)
 }

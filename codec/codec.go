@@ -37,3 +37,15 @@ type AppendMarshaler interface {
 	// The spare capacity of dst must not hold any of v's data.
 	AppendMarshal(dst []byte, v any) ([]byte, error)
 }
+
+// AliasUnmarshaler is an optional interface of a [Codec] that can decode
+// without copying: the byte slices it sets in v may share data's memory.
+// A caller that owns data, and changes none of it while v is in use,
+// saves a copy and an allocation per value. [Msgpack] implements it; the
+// gossip node uses it, when its codec does, for inbound frames, which the
+// transport hands over to it.
+type AliasUnmarshaler interface {
+	// UnmarshalAlias decodes data into v as Unmarshal does, except that
+	// v may retain data.
+	UnmarshalAlias(data []byte, v any) error
+}

@@ -146,7 +146,15 @@ func appendGoMsgpack(dst []byte, v any) ([]byte, error) {
 // Unmarshal decodes exactly one MessagePack value from data into v, which
 // must be a non-nil pointer. Bad input yields an error wrapping ErrMalformed;
 // it never panics. data is not retained.
-func (msgpackCodec) Unmarshal(data []byte, v any) (err error) {
+func (msgpackCodec) Unmarshal(data []byte, v any) error { return unmarshal(data, v, false) }
+
+// UnmarshalAlias is Unmarshal, except that on the fast path the byte
+// slices set in v share data's memory instead of copying it (see
+// [AliasUnmarshaler]); each has its capacity cut at its end, so an append
+// to it copies.
+func (msgpackCodec) UnmarshalAlias(data []byte, v any) error { return unmarshal(data, v, true) }
+
+func unmarshal(data []byte, v any, alias bool) (err error) {
 	// A plan is only found for a pointer to a struct: with a non-nil one,
 	// v is a valid target.
 	p, base := lookupPlan(v)
@@ -163,7 +171,7 @@ func (msgpackCodec) Unmarshal(data []byte, v any) (err error) {
 	// anything that would still escape (e.g. from a user type's hooks).
 	defer recoverMalformed("msgpack", v, &err)
 
-	if p != nil && p.unmarshal(data, base) {
+	if p != nil && p.unmarshal(data, base, alias) {
 		return nil
 	}
 	// No plan for v's type, or the fast path gave up: go-msgpack decodes

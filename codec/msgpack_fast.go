@@ -857,6 +857,7 @@ const (
 type fastDecoder struct {
 	b     []byte
 	pos   int
+	alias bool // byte fields share b's memory (UnmarshalAlias)
 	npend int
 	total int // bytes in pend
 	pend  [maxPending]pendingBin
@@ -1198,6 +1199,10 @@ func (d *fastDecoder) cancel(p unsafe.Pointer, size uintptr) {
 func (d *fastDecoder) bin(dst *[]byte, n int) {
 	off := d.pos
 	d.pos += n
+	if d.alias {
+		*dst = d.b[off : off+n : off+n] // an append copies rather than overwrite b
+		return
+	}
 	if d.npend < maxPending && n <= coallocMax-d.total {
 		d.pend[d.npend] = pendingBin{dst: dst, off: off, n: n}
 		d.npend++
@@ -1416,12 +1421,12 @@ func fastUnmarshal(data []byte, v any) (handled, ok bool) {
 	if p == nil || base == nil {
 		return false, false
 	}
-	return true, p.unmarshal(data, base)
+	return true, p.unmarshal(data, base, false)
 }
 
 // unmarshal decodes data into the struct at base, or reports false.
-func (p *fastPlan) unmarshal(data []byte, base unsafe.Pointer) bool {
-	d := fastDecoder{b: data}
+func (p *fastPlan) unmarshal(data []byte, base unsafe.Pointer, alias bool) bool {
+	d := fastDecoder{b: data, alias: alias}
 	if !p.decode(&d, base) || d.pos != len(data) {
 		return false
 	}

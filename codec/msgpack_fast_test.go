@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -413,8 +414,15 @@ func compareDecode(t *testing.T, data []byte, start any) {
 	// Deep copies of the slices and pointers, so the two do not share them.
 	deepCopy(fast.Elem())
 	deepCopy(slow.Elem())
+	alias := reflect.New(typ)
+	alias.Elem().Set(reflect.ValueOf(start).Elem())
+	deepCopy(alias.Elem())
 	errFast := Msgpack().Unmarshal(data, fast.Interface())
+	errAlias := Msgpack().(AliasUnmarshaler).UnmarshalAlias(slices.Clone(data), alias.Interface())
 	errSlow := slowUnmarshal(data, slow.Interface())
+	if (errFast == nil) != (errAlias == nil) || errFast == nil && !reflect.DeepEqual(fast.Interface(), alias.Interface()) {
+		t.Fatalf("input %x: Unmarshal %+v, %v; UnmarshalAlias %+v, %v", data, fast.Interface(), errFast, alias.Interface(), errAlias)
+	}
 	if errSlow != nil && strings.Contains(errSlow.Error(), "runtime error:") {
 		// go-msgpack itself crashed (it recovers its own panics into an
 		// error), so it is no oracle for this input: for example
@@ -649,6 +657,23 @@ func BenchmarkMsgpackGossipFrame(b *testing.B) {
 			}
 		}
 	})
+	b.Run("op=roundtrip/path=fast/append+alias", func(b *testing.B) {
+		// As the gossip node encodes, and decodes the frames its
+		// transport hands over: without copying the byte fields.
+		app, al := cd.(AppendMarshaler), cd.(AliasUnmarshaler)
+		buf := make([]byte, 0, 1024)
+		b.ReportAllocs()
+		for b.Loop() {
+			var err error
+			if buf, err = app.AppendMarshal(buf[:0], m); err != nil {
+				b.Fatal(err)
+			}
+			var got fwire
+			if err := al.UnmarshalAlias(buf, &got); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("op=marshal/path=go-msgpack", func(b *testing.B) {
 		b.ReportAllocs()
 		var buf []byte
@@ -877,6 +902,44 @@ func TestAppendMarshal(t *testing.T) {
 	got, err := cd.AppendMarshal(dst, complex(1, 2))
 	if err == nil || len(got) != len(prefix) || !bytes.Equal(got, prefix) {
 		t.Errorf("AppendMarshal(complex) = %q, %v; want %q and an error", got, err, prefix)
+	}
+}
+
+// TestUnmarshalAlias: the byte fields decoded by UnmarshalAlias share the
+// input's memory, up to their own end, and decoding a gossip frame into
+// a value allocates only its one string, the origin (strings are copied:
+// they must never change).
+func TestUnmarshalAlias(t *testing.T) {
+	cd := Msgpack().(AliasUnmarshaler)
+	data, err := Msgpack().Marshal(benchSignedGossip())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got fwire
+	if err := cd.UnmarshalAlias(data, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(&got, benchSignedGossip()) {
+		t.Fatalf("decoded %+v", got)
+	}
+	for name, b := range map[string][]byte{"payload": got.Payload, "key": got.Key, "sig": got.Sig} {
+		i := bytes.Index(data, b)
+		if i < 0 || &data[i] != &b[0] {
+			t.Errorf("%s does not share the input's memory", name)
+		}
+		if cap(b) != len(b) {
+			t.Errorf("%s has capacity %d past its length %d: an append would overwrite the input", name, cap(b), len(b))
+		}
+	}
+	if testing.CoverMode() != "" || raceEnabled {
+		return // allocation counts differ
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if err := cd.UnmarshalAlias(data, &got); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 1 {
+		t.Errorf("UnmarshalAlias made %v allocations, want 1", n)
 	}
 }
 
