@@ -672,7 +672,10 @@ func WithAntiEntropy(d time.Duration) Option {
 // WithMessageCache bounds the recent messages a peer keeps to repair its
 // neighbours by anti-entropy: at most size messages, each kept for ttl
 // (default 1024 messages, 5 minutes). ttl must not exceed the seen-set ttl.
-// size 0 disables the cache and so anti-entropy.
+// size 0 disables the cache and so anti-entropy. With lazy push the cache
+// also answers grafts, and keeps each message for as long as one may come
+// (the lazy flush interval plus three graft timeouts) even beyond size, up
+// to 4×size messages: a burst faster than that is repaired too.
 func WithMessageCache(size int, ttl time.Duration) Option {
 	return func(c *config) error {
 		if size < 0 || size > maxDigest || ttl <= 0 {
@@ -993,6 +996,18 @@ func (c *config) ensureIdentity() error {
 // It lies between the message-cache lifetime (anti-entropy re-sends
 // messages that old) and the seen-set lifetime (a replay after it would
 // otherwise look new).
+// repairWindow is how long after a message a neighbour may still graft
+// it, or pull it with a want: every try, each a graft timeout apart, after
+// the announcement's flush. The message cache keeps messages at least that
+// long (see msgCache). Without lazy push, only anti-entropy asks for
+// messages, and the window is 0.
+func (c *config) repairWindow() time.Duration {
+	if !c.lazy {
+		return 0
+	}
+	return c.lazyFlush + maxRequestTries*c.graftTimeout
+}
+
 func (c *config) maxAge() time.Duration { return (c.seenTTL + c.cacheTTL) / 2 }
 
 // maxSkew is how far ahead of the local clock a message may be stamped.

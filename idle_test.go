@@ -351,11 +351,46 @@ func TestSeenSetShrinks(t *testing.T) {
 	}
 }
 
+// TestMsgCacheHoldsRepairWindow: with lazy push the cache keeps every
+// message younger than the repair window, beyond its size and up to
+// cacheHoldFactor times it, so that grafts of a fast burst find them; once
+// they are older it is back to its size.
+func TestMsgCacheHoldsRepairWindow(t *testing.T) {
+	const size, hold = 4, time.Second
+	c := newMsgCache(size, time.Minute, hold)
+	id := func(i int) msgID { return gossipID("o", uint64(i), 0, nil) }
+	at := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Millisecond) }
+	for i := range 10 {
+		c.add(id(i), &wireMsg{Seq: uint64(i)}, "nb", at(i))
+	}
+	if len(c.byID) != 10 || c.get(id(0)) == nil {
+		t.Fatalf("%d entries within the window, want all 10", len(c.byID))
+	}
+	for i := 10; i < 30; i++ {
+		c.add(id(i), &wireMsg{Seq: uint64(i)}, "nb", at(i))
+	}
+	if len(c.byID) != cacheHoldFactor*size || c.get(id(13)) != nil || c.get(id(14)) == nil {
+		t.Fatalf("%d entries, want the newest %d (the hard bound)", len(c.byID), cacheHoldFactor*size)
+	}
+	c.expire(t0.Add(hold + 25*time.Millisecond))
+	if ids := c.ids(100); len(ids) != size || ids[0] != uint64(id(26)) {
+		t.Fatalf("after the window: %d entries, want the newest %d", len(ids), size)
+	}
+	// Without a window (flooding), the size is a plain bound.
+	c = newMsgCache(size, time.Minute, 0)
+	for i := range 10 {
+		c.add(id(i), &wireMsg{Seq: uint64(i)}, "nb", at(i))
+	}
+	if len(c.byID) != size {
+		t.Fatalf("%d entries without a window, want %d", len(c.byID), size)
+	}
+}
+
 // TestMsgCacheShrinks: the message cache too gives back a burst's memory
 // and keeps its live entries.
 func TestMsgCacheShrinks(t *testing.T) {
 	const n, ttl = 8000, time.Minute
-	c := newMsgCache(n, ttl)
+	c := newMsgCache(n, ttl, 0)
 	id := func(i int) msgID { return gossipID("o", uint64(i), 0, nil) }
 	for i := range n {
 		c.add(id(i), &wireMsg{Seq: uint64(i)}, "nb", t0.Add(time.Duration(i)*time.Millisecond))

@@ -6,8 +6,17 @@ import "time"
 // neighbour each one came from. It is bounded in entries and age; entries
 // are kept in arrival order so eviction pops the oldest. Like seenSet, it
 // starts empty and gives back a burst's memory once the burst has expired.
+//
+// With lazy push it also answers grafts, which come up to a few graft
+// timeouts after a message: an entry younger than hold is not evicted to
+// make room, so the cache may then grow past max, up to hard entries.
+// Without that floor, a burst faster than max per graft timeout evicted
+// the messages before their grafts came, and the peers that had missed
+// them never got them (the load generator at 5000 messages a second).
 type msgCache struct {
 	max   int
+	hard  int           // bound on entries, with those younger than hold
+	hold  time.Duration // entries younger than this stay beyond max
 	ttl   time.Duration
 	byID  map[msgID]*cacheEntry
 	order []*cacheEntry // FIFO; order[head:] are live
@@ -23,8 +32,15 @@ type cacheEntry struct {
 	hops int      // hops of that copy on arrival here
 }
 
-func newMsgCache(max int, ttl time.Duration) *msgCache {
-	return &msgCache{max: max, ttl: ttl, byID: make(map[msgID]*cacheEntry)}
+// cacheHoldFactor bounds a cache holding entries for a repair window:
+// at most cacheHoldFactor times its size.
+const cacheHoldFactor = 4
+
+// newMsgCache returns a cache of max entries kept for ttl; entries
+// younger than hold stay beyond max, up to cacheHoldFactor×max.
+func newMsgCache(max int, ttl, hold time.Duration) *msgCache {
+	return &msgCache{max: max, hard: cacheHoldFactor * max, hold: min(hold, ttl), ttl: ttl,
+		byID: make(map[msgID]*cacheEntry)}
 }
 
 func (c *msgCache) add(id msgID, m *wireMsg, from string, now time.Time) {
@@ -35,7 +51,7 @@ func (c *msgCache) add(id msgID, m *wireMsg, from string, now time.Time) {
 		return
 	}
 	c.expire(now)
-	if len(c.byID) >= c.max {
+	if len(c.byID) >= c.hard || (len(c.byID) >= c.max && !c.oldestHeld(now)) {
 		c.pop()
 	}
 	e := &cacheEntry{id: id, at: now, msg: m, from: from, hops: m.Hops}
@@ -68,10 +84,20 @@ func (c *msgCache) entries(cutoff time.Time) []*cacheEntry {
 	return live[:end]
 }
 
+// expire drops the entries older than ttl, and those beyond max older
+// than hold.
 func (c *msgCache) expire(now time.Time) {
 	for c.head < len(c.order) && now.Sub(c.order[c.head].at) >= c.ttl {
 		c.pop()
 	}
+	for len(c.byID) > c.max && !c.oldestHeld(now) {
+		c.pop()
+	}
+}
+
+// oldestHeld reports whether the oldest entry is younger than hold.
+func (c *msgCache) oldestHeld(now time.Time) bool {
+	return c.head < len(c.order) && now.Sub(c.order[c.head].at) < c.hold
 }
 
 func (c *msgCache) pop() {

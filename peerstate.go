@@ -208,7 +208,7 @@ func newPeerState(cfg *config, self string, seeds []string, ctr *peerCounters, r
 		linkStamps: make(map[string]linkStamp),
 		refused:    make(map[string]bool),
 		seen:       newSeenSet(cfg.seenSize, cfg.seenTTL),
-		cache:      newMsgCache(cfg.cacheSize, cfg.cacheTTL),
+		cache:      newMsgCache(cfg.cacheSize, cfg.cacheTTL, cfg.repairWindow()),
 		shunned:    make(map[string]time.Time),
 		missing:    make(map[msgID]*missing),
 	}
