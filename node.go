@@ -240,6 +240,9 @@ func (n *node) handle(ctx context.Context, pkt transport.Packet) {
 	var err error
 	if n.alias != nil {
 		err = n.alias.UnmarshalAlias(pkt.Payload, &msg)
+		if err == nil && msg.K != kindGossip {
+			msg.detach()
+		}
 	} else {
 		err = n.cfg.codec.Unmarshal(pkt.Payload, &msg)
 	}
@@ -377,7 +380,7 @@ var eventBlocks = sync.Pool{New: func() any { return new(eventBlock) }}
 // steps, and maxKeptBlocks the block list a dispatcher keeps, so that a
 // burst's slices go back to the collector.
 const (
-	maxKeptEvents = 64
+	maxKeptEvents = 8
 	maxKeptBlocks = 64
 )
 

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -128,6 +129,24 @@ func (m *wireMsg) validate(maxPayload int) error {
 		}
 	}
 	return nil
+}
+
+// detach gives m's byte fields their own memory, when m was decoded in
+// place (codec.AliasUnmarshaler): a field a state machine keeps, such as
+// a key from a peer list, would otherwise pin the whole frame it came in.
+// The node keeps gossip messages in place, where the frame is the
+// message's own.
+func (m *wireMsg) detach() {
+	clone := func(b []byte) []byte {
+		if b == nil {
+			return nil
+		}
+		return bytes.Clone(b)
+	}
+	m.Payload, m.IDHops, m.Key, m.Sig, m.Nonce = clone(m.Payload), clone(m.IDHops), clone(m.Key), clone(m.Sig), clone(m.Nonce)
+	for i := range m.Peers {
+		m.Peers[i].Key = clone(m.Peers[i].Key)
+	}
 }
 
 // msgID is the identity of a gossip message: the first 64 bits of a

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -227,5 +228,35 @@ func TestFlushFrames(t *testing.T) {
 				t.Errorf("%T: frame %d to %s:\ngot  %.80x\nwant %.80x", cd, i, tr.to[i], tr.frames[i], frame)
 			}
 		}
+	}
+}
+
+// TestDetachCopiesByteFields: a message decoded in place keeps nothing of
+// its frame once detached, so that a key kept from a peer list does not
+// pin the whole list's frame.
+func TestDetachCopiesByteFields(t *testing.T) {
+	in := &wireMsg{V: 1, K: kindRegisterAck, Nonce: bytes.Repeat([]byte{1}, 16), Key: bytes.Repeat([]byte{2}, 32),
+		Peers: []wirePeer{{Addr: "a:1", Key: bytes.Repeat([]byte{3}, 32)}, {Addr: "b:1"}}}
+	frame, err := codec.Msgpack().Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m wireMsg
+	if err := codec.Msgpack().(codec.AliasUnmarshaler).UnmarshalAlias(frame, &m); err != nil {
+		t.Fatal(err)
+	}
+	inFrame := func(b []byte) bool {
+		return len(b) > 0 && uintptr(unsafe.Pointer(&b[0])) >= uintptr(unsafe.Pointer(&frame[0])) &&
+			uintptr(unsafe.Pointer(&b[0])) < uintptr(unsafe.Pointer(&frame[0]))+uintptr(len(frame))
+	}
+	if !inFrame(m.Peers[0].Key) {
+		t.Fatal("UnmarshalAlias copied the peer key: this test checks nothing")
+	}
+	m.detach()
+	if inFrame(m.Nonce) || inFrame(m.Key) || inFrame(m.Peers[0].Key) {
+		t.Fatal("a byte field still shares the frame after detach")
+	}
+	if diff := cmp.Diff(in, &m); diff != "" {
+		t.Fatalf("detach changed the message (-want +got):\n%s", diff)
 	}
 }
