@@ -992,10 +992,6 @@ func (c *config) ensureIdentity() error {
 	return nil
 }
 
-// maxAge is the replay window of signed messages: older ones are dropped.
-// It lies between the message-cache lifetime (anti-entropy re-sends
-// messages that old) and the seen-set lifetime (a replay after it would
-// otherwise look new).
 // repairWindow is how long after a message a neighbour may still graft
 // it, or pull it with a want: every try, each a graft timeout apart, after
 // the announcement's flush. The message cache keeps messages at least that
@@ -1008,6 +1004,10 @@ func (c *config) repairWindow() time.Duration {
 	return c.lazyFlush + maxRequestTries*c.graftTimeout
 }
 
+// maxAge is the replay window of signed messages: older ones are dropped.
+// It lies between the message-cache lifetime (anti-entropy re-sends
+// messages that old) and the seen-set lifetime (a replay after it would
+// otherwise look new).
 func (c *config) maxAge() time.Duration { return (c.seenTTL + c.cacheTTL) / 2 }
 
 // maxSkew is how far ahead of the local clock a message may be stamped.

@@ -175,11 +175,11 @@ func (s *seedState) receive(from string, m *wireMsg, now time.Time) {
 		// key the peer had registered with at that seed: one about an
 		// earlier incarnation of a restarted peer, which has registered
 		// here since with a new key, counts for nothing.
-		if p, ok := s.peers[m.Addr]; ok && len(m.Key) > 0 && len(p.key) > 0 && !bytes.Equal(m.Key, p.key) {
-			s.log.Debug("ignoring a seed's vote about an earlier incarnation", "peer", m.Addr, "seed", from)
-			return
-		}
 		if s.isSeed(from) {
+			if p, ok := s.peers[m.Addr]; ok && len(m.Key) > 0 && len(p.key) > 0 && !bytes.Equal(m.Key, p.key) {
+				s.log.Debug("ignoring a seed's vote about an earlier incarnation", "peer", m.Addr, "seed", from)
+				return
+			}
 			if decided := s.vote(m.Addr, from, now); decided {
 				return
 			}
