@@ -918,19 +918,18 @@ func (b *batch) left(bufs net.Buffers) (net.Buffers, int) {
 // their bytes and count. A frame cut short by n stays, to be written
 // whole again.
 func (b *batch) advance(n int) (bytes, frames int) {
-	for b.next < len(b.chunks) {
+chunks:
+	for ; b.next < len(b.chunks); b.next, b.off = b.next+1, 0 {
 		c := b.chunks[b.next]
 		for b.off+headerLen <= len(c) {
 			size := headerLen + int(binary.BigEndian.Uint32(c[b.off:]))
 			if bytes+size > n {
-				b.frames -= frames
-				return bytes, frames
+				break chunks
 			}
 			b.off += size
 			bytes += size
 			frames++
 		}
-		b.next, b.off = b.next+1, 0
 	}
 	b.frames -= frames
 	return bytes, frames
