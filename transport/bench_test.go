@@ -19,8 +19,18 @@ import (
 // another over loopback. The sender keeps at most window frames in flight,
 // below the queue and inbox sizes, so no frame is dropped and the figure is
 // the transport's sustained throughput.
-func BenchmarkTCPPairOneWay(b *testing.B) {
-	const size, window = 256, 512
+func BenchmarkTCPPairOneWay(b *testing.B) { benchTCPPair(b, 512) }
+
+// BenchmarkTCPPairOneAtATime is BenchmarkTCPPairOneWay with one frame in
+// flight: each is sent once the one before it has arrived. Nothing
+// coalesces, so every frame pays the whole path alone (the writer's start,
+// its write, the reader's wake-up and reads), as on a link that carries a
+// frame every few milliseconds; the time per operation is that path's
+// latency.
+func BenchmarkTCPPairOneAtATime(b *testing.B) { benchTCPPair(b, 1) }
+
+func benchTCPPair(b *testing.B, window int) {
+	const size = 256
 	quiet := transport.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	a, err := transport.ListenTCP("127.0.0.1:0", quiet)
 	if err != nil {

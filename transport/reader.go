@@ -42,6 +42,15 @@ type frameReader struct {
 	// ready, if set, is called before each read from src, which may
 	// wait: the connection is idle from then until the read returns.
 	ready func()
+	// ahead, if set, replaces the read of a header with nothing buffered:
+	// it waits until the connection has data, only then borrows a buffer
+	// into buf, and fills it with whatever has arrived, returning how many
+	// bytes it read. One read then takes the header and the payload behind
+	// it, where reading the header alone into hdr costs a second read for
+	// the payload: a third of the read system calls of a connection that
+	// gets one frame at a time. On error it may leave buf set, with
+	// nothing read. See readAhead in conn_unix.go.
+	ahead func() (int, error)
 }
 
 // next reads one frame and returns its payload, which the caller owns.
@@ -96,7 +105,13 @@ func (fr *frameReader) readHeader() error {
 		if fr.ready != nil {
 			fr.ready()
 		}
-		m, err := fr.src.Read(fr.hdr[k:])
+		var m int
+		var err error
+		if fr.ahead != nil {
+			m, err = fr.readAhead(k)
+		} else {
+			m, err = fr.src.Read(fr.hdr[k:])
+		}
 		k += m
 		if err != nil && k < headerLen {
 			if k > 0 && errors.Is(err, io.EOF) {
@@ -106,6 +121,19 @@ func (fr *frameReader) readHeader() error {
 		}
 	}
 	return nil
+}
+
+// readAhead reads through ahead into a borrowed buffer and copies what
+// it can of the rest of the header, from hdr[k:], out of it; the rest of
+// the buffer stays buffered. It returns how many header bytes it copied.
+func (fr *frameReader) readAhead(k int) (int, error) {
+	m, err := fr.ahead()
+	if m <= 0 {
+		fr.release()
+		return 0, err
+	}
+	fr.r, fr.w = 0, m
+	return fr.take(fr.hdr[k:]), err
 }
 
 // take copies what is buffered into p and returns how many bytes it

@@ -67,26 +67,41 @@ func FuzzFrameReader(f *testing.F) {
 		for i, s := range sizes {
 			chunks[i] = int(s)
 		}
-		fr := &frameReader{src: &chunkReader{data: data, sizes: chunks}}
-		ref := bytes.NewReader(data)
-		hdr := new([headerLen]byte)
-		for {
-			want, wantErr := readFrame(ref, hdr, limit)
-			got, err := fr.next(limit)
-			if !sameError(err, wantErr) {
-				t.Fatalf("next() error %v, readFrame error %v", err, wantErr)
+		for _, ahead := range []bool{false, true} {
+			fr := &frameReader{src: &chunkReader{data: data, sizes: chunks}}
+			if ahead {
+				fr.ahead = chunkAhead(fr)
 			}
-			if wantErr != nil {
-				return
-			}
-			if !bytes.Equal(got, want) {
-				t.Fatalf("next() = %q, readFrame = %q", got, want)
-			}
-			if fr.buf != nil && fr.r == fr.w {
-				t.Fatal("frameReader holds a drained buffer")
+			ref := bytes.NewReader(data)
+			hdr := new([headerLen]byte)
+			for {
+				want, wantErr := readFrame(ref, hdr, limit)
+				got, err := fr.next(limit)
+				if !sameError(err, wantErr) {
+					t.Fatalf("ahead %v: next() error %v, readFrame error %v", ahead, err, wantErr)
+				}
+				if wantErr != nil {
+					break
+				}
+				if !bytes.Equal(got, want) {
+					t.Fatalf("ahead %v: next() = %q, readFrame = %q", ahead, got, want)
+				}
+				if fr.buf != nil && fr.r == fr.w {
+					t.Fatalf("ahead %v: frameReader holds a drained buffer", ahead)
+				}
 			}
 		}
 	})
+}
+
+// chunkAhead is a frameReader.ahead over fr's chunkReader: it borrows a
+// buffer and reads one chunk into it, as rawReader does from a socket
+// once it has data.
+func chunkAhead(fr *frameReader) func() (int, error) {
+	return func() (int, error) {
+		fr.buf = readBufs.Get().(*[]byte)
+		return fr.src.Read(*fr.buf)
+	}
 }
 
 // TestFrameReaderBuffers checks when frameReader holds a buffer: never
@@ -109,6 +124,30 @@ func TestFrameReaderBuffers(t *testing.T) {
 	}
 	if _, err := fr.next(100); err != io.EOF {
 		t.Fatalf("at the end: %v, want io.EOF", err)
+	}
+
+	// Reading ahead, a header waited for with nothing buffered is read
+	// with its payload, into a buffer borrowed for that read.
+	fr = &frameReader{src: &chunkReader{data: b, sizes: []int{2, 100}}}
+	reads := 0
+	fr.ahead = func() (int, error) {
+		reads++
+		if fr.buf != nil {
+			t.Error("ahead called holding a buffer")
+		}
+		return chunkAhead(fr)()
+	}
+	for i, want := range []string{"one", "two", "three"} {
+		p, err := fr.next(100)
+		if err != nil || string(p) != want {
+			t.Fatalf("ahead: frame %d = %q, %v; want %q", i, p, err, want)
+		}
+	}
+	if _, err := fr.next(100); err != io.EOF || fr.buf != nil {
+		t.Fatalf("ahead, at the end: %v, holding a buffer %v; want io.EOF and none", err, fr.buf != nil)
+	}
+	if reads != 3 { // 2 bytes, the rest, then the end of the stream
+		t.Errorf("ahead: %d reads, want 3", reads)
 	}
 
 	// A payload of at least a buffer is read straight into the frame.
