@@ -143,6 +143,14 @@ type result struct {
 type receiver struct {
 	arrival []atomic.Int64
 	maxHops atomic.Int64
+	// via[i], kept only with -slow, is how message i first arrived.
+	via []atomic.Pointer[arrivalPath]
+}
+
+// arrivalPath is the neighbour a first arrival came from and its hops.
+type arrivalPath struct {
+	from string
+	hops int
 }
 
 // node is one running seed or peer.
@@ -322,6 +330,9 @@ func (r *runner) start() error {
 		opts := append(slices.Clone(common), gossip.WithRandSeed(cfg.RandSeed*1000+uint64(i)))
 		if i > 0 {
 			rc := &receiver{arrival: make([]atomic.Int64, cfg.Messages)}
+			if cfg.Slow > 0 {
+				rc.via = make([]atomic.Pointer[arrivalPath], cfg.Messages)
+			}
 			r.recv[i] = rc
 			opts = append(opts, gossip.WithEventHandler(r.handler(rc, origin)))
 		}
@@ -368,6 +379,9 @@ func (r *runner) handler(rc *receiver, origin string) func(gossip.Event) {
 		if rc.arrival[seq].CompareAndSwap(0, at) {
 			if h := int64(ev.Hops); h > rc.maxHops.Load() {
 				rc.maxHops.Store(h) // only this peer's handler writes it
+			}
+			if rc.via != nil {
+				rc.via[seq].Store(&arrivalPath{from: ev.From, hops: ev.Hops})
 			}
 			if r.delivered.Add(1) == r.expected {
 				r.once.Do(func() { close(r.complete) })
@@ -486,7 +500,11 @@ func (r *runner) collect(res *result, sendAt []time.Time) {
 			arrived := r.base.Add(time.Duration(at))
 			lat = append(lat, arrived.Sub(sendAt[i]))
 			if r.cfg.Slow > 0 && r.cfg.SlowLog != nil && arrived.Sub(sendAt[i]) > r.cfg.Slow {
-				fmt.Fprintf(r.cfg.SlowLog, "slow delivery: message %d reached peer %d after %v\n", i, slices.Index(r.recv, rc), arrived.Sub(sendAt[i]))
+				fmt.Fprintf(r.cfg.SlowLog, "slow delivery: message %d reached peer %d after %v", i, slices.Index(r.recv, rc), arrived.Sub(sendAt[i]))
+				if v := rc.via[i].Load(); v != nil {
+					fmt.Fprintf(r.cfg.SlowLog, " (%d hops, from %s)", v.hops, v.from)
+				}
+				fmt.Fprintln(r.cfg.SlowLog)
 			}
 			last = max(last, arrived.Sub(sendAt[0]))
 		}
