@@ -956,10 +956,11 @@ func WithEagerLinks(k int) Option {
 // WithLazyPush switches a peer from flooding to Plumtree-style lazy push:
 // a message travels in full only along "eager" links, which form a spanning
 // tree as links that bring duplicates are pruned; the other links carry
-// batched announcements of message IDs (every flush interval), and a peer
-// that hears of a message it does not receive within graftTimeout grafts
-// the link it heard of it on, pulling the message and making the link eager
-// again. This sends about one payload per delivery instead of about
+// batched announcements of message IDs (every flush interval; the first
+// on each link at once), and a peer that hears of a message it does not
+// receive within graftTimeout grafts the link it heard of it on, pulling
+// the message and making the link eager again (at once while no link has
+// pushed to it yet). This sends about one payload per delivery instead of about
 // degree-1, at the cost of latency after losses (default off: flooding, as
 // the spec describes; 50 ms flush and 1 s graft timeout when on). Peers of
 // both modes interoperate.

@@ -113,13 +113,16 @@ func TestLazyPruneIsOneWay(t *testing.T) {
 	wantSent(t, s, "duplicate on a tie", "b prune")
 	s.receive("c", &wireMsg{K: kindPrune}, t0)
 	s.receive("a", lazyMsg(2, 0), t0)
-	// b pruned its link to us, not ours to it; c pruned ours: announce.
-	wantSent(t, s, "next message", "b gossip")
+	// b pruned its link to us, not ours to it; c pruned ours: announce,
+	// the first time at once (see TestLazyFirstAnnouncementAtOnce).
+	wantSent(t, s, "next message", "b gossip", "c ihave")
+	s.receive("a", lazyMsg(3, 0), t0)
+	wantSent(t, s, "the message after", "b gossip")
 	s.tick(t0.Add(50 * time.Millisecond))
 	wantSent(t, s, "flush", "c ihave")
 	// A graft from c makes it eager again.
 	s.receive("c", &wireMsg{K: kindGraft}, t0)
-	s.receive("a", lazyMsg(3, 0), t0)
+	s.receive("a", lazyMsg(4, 0), t0)
 	wantSent(t, s, "after c's graft", "b gossip", "c gossip")
 }
 
@@ -329,20 +332,26 @@ func TestEagerLinksStartLazy(t *testing.T) {
 		}
 	}
 	// A message from the link pushing in only goes on in full over the
-	// links eager both ways; the others are told of it at the next flush.
-	m := signed(&wireMsg{K: kindGossip, Origin: "x", Seq: 1, Stamp: t0.UnixNano(), Payload: []byte("m")}, testKey)
-	s.receive(in, m, t0)
-	want := []string{both + " gossip", "q gossip"}
-	slices.Sort(want)
-	wantSent(t, s, "message from the link pushing in", want...)
-	s.tickMissing(t0.Add(time.Second))
-	want = want[:0]
+	// links eager both ways; the others are told of it, this first time
+	// at once, then at the next flush.
+	var lazy []string
 	for _, a := range s.neighborsSorted() {
 		if a != both && a != "q" && a != in {
-			want = append(want, a+" ihave")
+			lazy = append(lazy, a+" ihave")
 		}
 	}
-	wantSent(t, s, "flush", want...)
+	for seq := uint64(1); seq <= 2; seq++ {
+		m := signed(&wireMsg{K: kindGossip, Origin: "x", Seq: seq, Stamp: t0.UnixNano(), Payload: []byte("m")}, testKey)
+		s.receive(in, m, t0)
+		want := []string{both + " gossip", "q gossip"}
+		if seq == 1 {
+			want = append(want, lazy...)
+		}
+		slices.Sort(want)
+		wantSent(t, s, fmt.Sprintf("message %d from the link pushing in", seq), want...)
+	}
+	s.tickMissing(t0.Add(time.Second))
+	wantSent(t, s, "flush", lazy...)
 }
 
 // ackTo returns the connect-ack s sent to, failing the test if there is
@@ -399,10 +408,10 @@ func TestLazyPullsSoonAfterMovingLink(t *testing.T) {
 	const flush = 50 * time.Millisecond
 	s := lazyPeer(t)
 	s.receive("b", &wireMsg{K: kindIHave, IDs: []uint64{999}, IDHops: []byte{0}}, t0)
-	if d := s.missing[999].deadline; !d.Equal(t0.Add(flush)) {
-		t.Fatalf("before any push: pulled at +%v, want +%v", d.Sub(t0), flush)
+	if d := s.missing[999].deadline; !d.Equal(t0) {
+		t.Fatalf("before any push: pulled at +%v, want at once", d.Sub(t0))
 	}
-	s.tick(t0.Add(flush))
+	s.tick(t0)
 	wantSent(t, s, "before any push", "b graft")
 
 	s = lazyPeer(t)
@@ -439,13 +448,39 @@ func TestLazyPullsSoonAfterMovingLink(t *testing.T) {
 	}
 }
 
+// The first announcement to a lazy link goes out at once, not at the next
+// flush: at the start of a network the eager links need not reach every
+// peer, and one they miss learns of the first messages a flush interval
+// sooner. Later announcements wait for the flush, batched.
+func TestLazyFirstAnnouncementAtOnce(t *testing.T) {
+	s := lazyPeer(t)
+	s.receive("c", &wireMsg{K: kindPrune}, t0)
+	m := lazyMsg(1, 0)
+	s.receive("a", m, t0)
+	wantSent(t, s, "first message", "b gossip", "c ihave")
+	var ids []uint64
+	for seq := uint64(2); seq <= 4; seq++ {
+		m := lazyMsg(seq, 0)
+		s.receive("a", m, t0)
+		ids = append(ids, uint64(m.id()))
+	}
+	wantSent(t, s, "the next three", "b gossip", "b gossip", "b gossip")
+	s.tick(t0.Add(50 * time.Millisecond))
+	if len(s.fx.sends) != 1 || !slices.Equal(s.fx.sends[0].msg.IDs, ids) {
+		t.Fatalf("flush: sent %q, want one ihave of the three", sent(&s.fx))
+	}
+	sent(&s.fx)
+}
+
 // A neighbour that grafts this peer gets the messages queued for
 // announcement to it in full, at once.
 func TestLazyGraftPushesQueued(t *testing.T) {
 	s := lazyPeer(t)
 	s.receive("b", &wireMsg{K: kindPrune}, t0)
 	s.receive("a", lazyMsg(1, 0), t0)
-	wantSent(t, s, "b pruned us", "c gossip")
+	wantSent(t, s, "b pruned us", "b ihave", "c gossip") // the first announcement goes at once
+	s.receive("a", lazyMsg(2, 0), t0)
+	wantSent(t, s, "the next message", "c gossip")
 	s.receive("b", &wireMsg{K: kindGraft}, t0)
 	wantSent(t, s, "graft", "b gossip")
 	s.tickMissing(t0.Add(time.Second))

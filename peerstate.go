@@ -85,6 +85,7 @@ type neighbor struct {
 	pruneRepeats int       // prunes repeated since the last one decided
 	ihave        []uint64
 	ihaveHops    []byte // this peer's hops for each of ihave
+	announced    bool   // lazy push: an announcement has been sent to it (the first goes at once)
 }
 
 // missing is a message this peer heard of (lazy push) but has not received.
@@ -1105,7 +1106,10 @@ func (s *peerState) push(id msgID, m *wireMsg, from string, skip []string, now t
 			if s.nextFlush.IsZero() {
 				s.nextFlush = now.Add(s.cfg.lazyFlush)
 			}
-			if len(nb.ihave) >= maxDigest {
+			// The first announcement to a link goes at once: a peer no
+			// eager link reaches hears of the first message one link
+			// latency after this peer, not a flush interval.
+			if len(nb.ihave) >= maxDigest || !nb.announced {
 				s.flushIHave(a)
 			}
 			continue
@@ -1135,6 +1139,7 @@ func (s *peerState) flushIHave(a string) {
 	}
 	s.fx.send(a, &wireMsg{K: kindIHave, IDs: nb.ihave, IDHops: nb.ihaveHops})
 	nb.ihave, nb.ihaveHops = nil, nil
+	nb.announced = true
 }
 
 // onIHave notes announced messages this peer lacks; a graft follows if
@@ -1145,12 +1150,23 @@ func (s *peerState) onIHave(from string, m *wireMsg, now time.Time) {
 	}
 	wait := s.cfg.graftTimeout
 	if s.cfg.lazy && (s.lastPushAt.IsZero() || now.Before(s.gapUntil)) {
-		// No link has pushed a message to this peer yet (the eager links
-		// may not reach it at all), or it just moved its link (see
-		// shortenTree): waiting the full timeout would cost every message
-		// announced meanwhile. A flush interval is long enough for a
-		// pushed copy on its way.
+		// This peer just moved its link (see shortenTree): waiting the
+		// full timeout would cost every message announced meanwhile. A
+		// flush interval is long enough for a pushed copy on its way.
 		wait = min(wait, s.cfg.lazyFlush)
+		if s.lastPushAt.IsZero() {
+			// No link has pushed a message to this peer yet: the eager
+			// links, which form by join order, may not reach it at all.
+			// It grafts the announcer at once, which also moves it onto a
+			// short path. At the start of a network that costs duplicates
+			// of the first message (1.7 payloads per delivery in the
+			// 10 000-peer simulator instead of 1.0) and builds a tree close
+			// to the shortest paths (9 hops to the last peer instead of 12,
+			// 1.12 payloads per delivery over ten messages instead of
+			// 1.07); in the load generator it ended a 100 ms wait of the
+			// peers no eager link reached.
+			wait = 0
+		}
 	}
 	s.noteMissing(from, m.IDs, m.IDHops, now.Add(wait))
 	if s.cfg.lazy {
