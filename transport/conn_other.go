@@ -7,11 +7,15 @@ import "net"
 // peerCloseDetected says that peerGone does not work on this system.
 const peerCloseDetected = false
 
-// peerGone would report whether the peer of an outbound connection has
-// closed it. Without a non-blocking peek on this system it reports false:
-// a batch written to a connection the peer has closed may then be lost,
-// and the write that fails after it redials.
-func peerGone(net.Conn) bool { return false }
+// closeCheck would tell whether the peer of an outbound connection has
+// closed it. Without a non-blocking read on this system there is none: a
+// batch written to a connection the peer has closed may then be lost, and
+// the write that fails after it redials.
+type closeCheck struct{}
+
+func newCloseCheck(net.Conn) *closeCheck { return nil }
+
+func (*closeCheck) peerGone() bool { return false }
 
 // setRawAhead would make fr read through c's socket; without the unix
 // system calls fr reads through c.

@@ -766,14 +766,19 @@ type writer struct {
 	oc        *outConn      // the open connection: run's while running, else under mu
 	idleSince time.Duration // since t.epoch: when run last found the queue empty
 	iov       net.Buffers   // run's scratch for the vectored write
+	wv        net.Buffers   // what of iov the vectored write has left to write
 }
 
 // chunkSize is the size of the queue chunks.
 const chunkSize = 16 << 10
 
 // maxKeptChunks bounds the chunk list a running writer keeps between
-// batches (not the chunks, which go back to the pool).
-const maxKeptChunks = 64
+// batches (not the chunks, which go back to the pool), and
+// maxIdleChunkList the one an idle writer keeps.
+const (
+	maxKeptChunks    = 64
+	maxIdleChunkList = 4
+)
 
 // queueChunks holds the chunks of the writers' queues.
 var queueChunks = sync.Pool{New: func() any { return new([chunkSize]byte) }}
@@ -815,8 +820,17 @@ func (w *writer) enqueue(frame []byte) {
 	w.running = true
 	w.mu.Unlock()
 	if start {
-		w.t.writing.Go(w.run)
+		w.t.writing.Add(1)
+		go w.runTracked()
 	}
+}
+
+// runTracked runs run as the writer goroutine, counted in t.writing. A go
+// statement on a method allocates nothing, where WaitGroup.Go(w.run)
+// allocated the method value and a closure on every start.
+func (w *writer) runTracked() {
+	defer w.t.writing.Done()
+	w.run()
 }
 
 // retire removes w from the writers map after a failure, discarding and
@@ -844,8 +858,9 @@ func (w *writer) retire() {
 // outConn is a live outbound connection.
 type outConn struct {
 	conn     net.Conn
-	hello    []byte    // the hello frame until the first batch goes out
-	deadline time.Time // the write deadline last set on conn
+	check    *closeCheck // nil where the system has none
+	hello    []byte      // the hello frame until the first batch goes out
+	deadline time.Time   // the write deadline last set on conn
 }
 
 // run drains the queue, batch by batch, and returns when it finds it
@@ -858,7 +873,17 @@ func (w *writer) run() {
 		w.mu.Lock()
 		if w.queued == 0 {
 			w.running = false
-			w.queue = nil // an idle writer keeps no buffer
+			// An idle writer keeps no chunk, only a short list for the
+			// chunk of its next frame, which would otherwise be
+			// allocated again for every lone frame.
+			q := w.queue
+			if cap(q) == 0 {
+				q = spare
+			}
+			w.queue = nil
+			if cap(q) <= maxIdleChunkList {
+				w.queue = q[:0]
+			}
 			if cap(w.iov) > 4 {
 				w.iov = nil
 			}
@@ -962,7 +987,7 @@ func (w *writer) flushClosing(b *batch) bool {
 // the retry fails.
 func (w *writer) sendBatch(b *batch) bool {
 	t := w.t
-	if w.oc != nil && peerGone(w.oc.conn) {
+	if w.oc != nil && w.oc.check.peerGone() {
 		// The peer closed the connection, or reset it, since the last
 		// batch: redial rather than lose this batch on a dead socket.
 		w.peerClosed(w.oc)
@@ -1024,7 +1049,11 @@ func (w *writer) write(oc *outConn, b *batch, deadline time.Time, slack time.Dur
 	// If this fails the connection is closed, and a new one sends its
 	// own hello.
 	oc.hello = nil
-	n64, err := bufs.WriteTo(oc.conn) // consumes bufs, not w.iov
+	// WriteTo consumes the slice it is called on: w.wv, not w.iov. A
+	// local slice would escape to the heap, an allocation per batch.
+	w.wv = bufs
+	n64, err := w.wv.WriteTo(oc.conn)
+	w.wv = nil
 	clear(w.iov)
 	if cap(w.iov) > maxKeptChunks {
 		w.iov = nil
@@ -1065,7 +1094,7 @@ func (w *writer) dial() (*outConn, error) {
 		_ = c.Close()
 		return nil, ErrClosed
 	}
-	return &outConn{conn: c, hello: appendFrame(nil, helloPayload(t.addr))}, nil
+	return &outConn{conn: c, check: newCloseCheck(c), hello: appendFrame(nil, helloPayload(t.addr))}, nil
 }
 
 // peerClosed drops a connection the peer has closed.
