@@ -959,8 +959,8 @@ func WithEagerLinks(k int) Option {
 // batched announcements of message IDs (every flush interval; the first
 // on each link at once), and a peer that hears of a message it does not
 // receive within graftTimeout grafts the link it heard of it on, pulling
-// the message and making the link eager again (at once while no link has
-// pushed to it yet). This sends about one payload per delivery instead of about
+// the message and making the link eager again (after one flush interval
+// while no link has pushed to it yet). This sends about one payload per delivery instead of about
 // degree-1, at the cost of latency after losses (default off: flooding, as
 // the spec describes; 50 ms flush and 1 s graft timeout when on). Peers of
 // both modes interoperate.

@@ -408,10 +408,10 @@ func TestLazyPullsSoonAfterMovingLink(t *testing.T) {
 	const flush = 50 * time.Millisecond
 	s := lazyPeer(t)
 	s.receive("b", &wireMsg{K: kindIHave, IDs: []uint64{999}, IDHops: []byte{0}}, t0)
-	if d := s.missing[999].deadline; !d.Equal(t0) {
-		t.Fatalf("before any push: pulled at +%v, want at once", d.Sub(t0))
+	if d := s.missing[999].deadline; !d.Equal(t0.Add(flush)) {
+		t.Fatalf("before any push: pulled at +%v, want +%v", d.Sub(t0), flush)
 	}
-	s.tick(t0)
+	s.tick(t0.Add(flush))
 	wantSent(t, s, "before any push", "b graft")
 
 	s = lazyPeer(t)
