@@ -4,7 +4,7 @@ package transport
 
 import "net"
 
-// peerCloseDetected says that peerGone does not work on this system.
+// peerCloseDetected says that closeCheck does not work on this system.
 const peerCloseDetected = false
 
 // closeCheck would tell whether the peer of an outbound connection has

@@ -9,7 +9,7 @@ import (
 	"syscall"
 )
 
-// peerCloseDetected says that peerGone works on this system.
+// peerCloseDetected says that closeCheck works on this system.
 const peerCloseDetected = true
 
 // closeCheck tells whether the peer of an outbound connection has closed
@@ -31,14 +31,23 @@ type closeCheck struct {
 	b    [1]byte
 }
 
-// newCloseCheck returns the check for c, or nil if c has no socket.
-func newCloseCheck(c net.Conn) *closeCheck {
+// rawConn returns c's syscall.RawConn, or nil if it has no socket.
+func rawConn(c net.Conn) syscall.RawConn {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return nil
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
+		return nil
+	}
+	return rc
+}
+
+// newCloseCheck returns the check for c, or nil if c has no socket.
+func newCloseCheck(c net.Conn) *closeCheck {
+	rc := rawConn(c)
+	if rc == nil {
 		return nil
 	}
 	k := &closeCheck{rc: rc}
@@ -94,12 +103,8 @@ type rawReader struct {
 // setRawAhead makes fr read through c's socket when it waits for a
 // frame, if c has one.
 func setRawAhead(fr *frameReader, c net.Conn) {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	rc := rawConn(c)
+	if rc == nil {
 		return
 	}
 	r := &rawReader{rc: rc, fr: fr}

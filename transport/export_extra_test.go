@@ -11,5 +11,5 @@ func WithInboxWaitHook(f func(from string)) TCPOption {
 }
 
 // PeerCloseDetected reports whether a writer notices, before its next
-// batch, that the peer has closed the connection (see peerGone).
+// batch, that the peer has closed the connection (see closeCheck).
 const PeerCloseDetected = peerCloseDetected

@@ -23,15 +23,17 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); retur
 // buffered:
 //
 //   - With nothing buffered, the next frame's header is read straight
-//     into hdr. That is where an idle connection waits, holding no buffer.
+//     into hdr, or, with ahead (on sockets), into a buffer borrowed only
+//     once the socket is readable, together with what follows it. That
+//     is where an idle connection waits, holding no buffer.
 //   - A payload not already buffered is read into a borrowed buffer,
 //     which also reads ahead whatever else has arrived, or straight into
 //     the payload when it is at least a buffer long.
 //   - The buffer goes back to the pool as soon as it is drained.
 //
 // Compared with a bufio.Reader, a connection that goes quiet between
-// frames pays one extra small read per burst: the header that ends the
-// wait. next runs on the connection's long-lived goroutine, one per
+// frames pays, without ahead, one extra small read per burst: the header
+// that ends the wait. next runs on the connection's long-lived goroutine, one per
 // inbound connection; it is kept shallow so that goroutine's stack stays
 // at the 2 KiB minimum (see TCP.receive).
 type frameReader struct {
@@ -49,7 +51,7 @@ type frameReader struct {
 	// it, where reading the header alone into hdr costs a second read for
 	// the payload: a third of the read system calls of a connection that
 	// gets one frame at a time. On error it may leave buf set, with
-	// nothing read. See readAhead in conn_unix.go.
+	// nothing read. See rawReader in conn_unix.go.
 	ahead func() (int, error)
 }
 
@@ -108,7 +110,7 @@ func (fr *frameReader) readHeader() error {
 		var m int
 		var err error
 		if fr.ahead != nil {
-			m, err = fr.readAhead(k)
+			m, err = fr.headerAhead(k)
 		} else {
 			m, err = fr.src.Read(fr.hdr[k:])
 		}
@@ -123,10 +125,10 @@ func (fr *frameReader) readHeader() error {
 	return nil
 }
 
-// readAhead reads through ahead into a borrowed buffer and copies what
+// headerAhead reads through ahead into a borrowed buffer and copies what
 // it can of the rest of the header, from hdr[k:], out of it; the rest of
 // the buffer stays buffered. It returns how many header bytes it copied.
-func (fr *frameReader) readAhead(k int) (int, error) {
+func (fr *frameReader) headerAhead(k int) (int, error) {
 	m, err := fr.ahead()
 	if m <= 0 {
 		fr.release()
