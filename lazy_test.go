@@ -472,6 +472,29 @@ func TestLazyFirstAnnouncementAtOnce(t *testing.T) {
 	sent(&s.fx)
 }
 
+// A graft asks for every message the grafted neighbour announced that this
+// peer lacks, not only the ones due: from the graft on it pushes, but what
+// it announced before, it will not send unasked.
+func TestLazyGraftAsksForAllAnnounced(t *testing.T) {
+	const flush = 50 * time.Millisecond
+	s := lazyPeer(t)
+	s.receive("b", &wireMsg{K: kindIHave, IDs: []uint64{900}, IDHops: []byte{0}}, t0)
+	s.receive("c", &wireMsg{K: kindIHave, IDs: []uint64{901}, IDHops: []byte{0}}, t0.Add(10*time.Millisecond))
+	s.receive("b", &wireMsg{K: kindIHave, IDs: []uint64{902, 903}, IDHops: []byte{0, 0}}, t0.Add(20*time.Millisecond))
+	s.tick(t0.Add(flush)) // 900 is due; 902 and 903 come from b too
+	if len(s.fx.sends) != 1 {
+		t.Fatalf("sent %q, want one graft to b", sent(&s.fx))
+	}
+	if g := s.fx.sends[0]; g.to != "b" || g.msg.K != kindGraft || !slices.Equal(g.msg.IDs, []uint64{900, 902, 903}) {
+		t.Fatalf("sent %v to %s asking for %v; want a graft to b asking for [900 902 903]", g.msg.K, g.to, g.msg.IDs)
+	}
+	sent(&s.fx)
+	s.tick(t0.Add(10*time.Millisecond + flush))
+	wantSent(t, s, "901, announced by c alone, once due", "c graft")
+	s.tick(t0.Add(20*time.Millisecond + flush))
+	wantSent(t, s, "902 and 903 were asked for already")
+}
+
 // A neighbour that grafts this peer gets the messages queued for
 // announcement to it in full, at once.
 func TestLazyGraftPushesQueued(t *testing.T) {

@@ -1338,6 +1338,9 @@ func (s *peerState) tickMissing(now time.Time) {
 			grafts[a] = append(grafts[a], uint64(id))
 		}
 	}
+	if k == kindGraft && len(grafts) > 0 {
+		s.askGrafted(grafts, now)
+	}
 	s.missingDue = due
 	if len(grafts) > 0 {
 		s.lastPullAt = now
@@ -1349,6 +1352,28 @@ func (s *peerState) tickMissing(now time.Time) {
 			n := min(len(ids), maxDigest)
 			s.fx.send(a, &wireMsg{K: k, IDs: ids[:n]})
 			ids = ids[n:]
+		}
+	}
+}
+
+// askGrafted adds to each graft the messages not yet due that the grafted
+// neighbour announced and nobody has been asked for: it will push from now
+// on, but what it announced before the graft reached it, it will not. A
+// peer that no eager link reached waited a flush interval for the first
+// message's graft, and then another for the messages announced in the
+// meantime (the load generator's 100 ms tail).
+func (s *peerState) askGrafted(grafts map[string][]uint64, now time.Time) {
+	for id, ms := range s.missing {
+		if ms.tries > 0 || !now.Before(ms.deadline) {
+			continue
+		}
+		for _, a := range ms.from {
+			if _, ok := grafts[a]; ok {
+				grafts[a] = append(grafts[a], uint64(id))
+				ms.tries++
+				ms.deadline = now.Add(s.cfg.graftTimeout)
+				break
+			}
 		}
 	}
 }
