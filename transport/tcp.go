@@ -774,7 +774,8 @@ const chunkSize = 16 << 10
 
 // maxKeptChunks bounds the chunk list a running writer keeps between
 // batches (not the chunks, which go back to the pool), and
-// maxIdleChunkList the one an idle writer keeps.
+// maxIdleChunkList the chunk list and the write vector an idle writer
+// keeps.
 const (
 	maxKeptChunks    = 64
 	maxIdleChunkList = 4
@@ -884,7 +885,7 @@ func (w *writer) run() {
 			if cap(q) <= maxIdleChunkList {
 				w.queue = q[:0]
 			}
-			if cap(w.iov) > 4 {
+			if cap(w.iov) > maxIdleChunkList {
 				w.iov = nil
 			}
 			now := t.now()
