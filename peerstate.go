@@ -1163,7 +1163,10 @@ func (s *peerState) onIHave(from string, m *wireMsg, now time.Time) {
 		// while its pushed copy is on the way, and with several origins the
 		// extra eager links stay, each being the first path of some origin:
 		// 1.34 payloads per delivery with 10 origins in the simulator at
-		// n=1000, against 1.02. Not done.
+		// n=1000, against 1.02. Not done. A quarter of a flush interval
+		// (12.5 ms) for a peer never pushed to was no better there: 1.17
+		// payloads per delivery, 23 hops to the last peer against 16, and
+		// 98.3 % delivered within 1 s against 100 % (2026-12-02).
 		wait = min(wait, s.cfg.lazyFlush)
 	}
 	s.noteMissing(from, m.IDs, m.IDHops, now.Add(wait))
