@@ -407,6 +407,7 @@ func TestEagerLinksWithFloodingPeer(t *testing.T) {
 func TestLazyPullsSoonAfterMovingLink(t *testing.T) {
 	const flush = 50 * time.Millisecond
 	s := lazyPeer(t)
+	s.nbrs["b"].prunedIn, s.nbrs["c"].prunedIn = true, true // pruned: they announce
 	s.receive("b", &wireMsg{K: kindIHave, IDs: []uint64{999}, IDHops: []byte{0}}, t0)
 	if d := s.missing[999].deadline; !d.Equal(t0.Add(flush)) {
 		t.Fatalf("before any push: pulled at +%v, want +%v", d.Sub(t0), flush)
@@ -415,6 +416,7 @@ func TestLazyPullsSoonAfterMovingLink(t *testing.T) {
 	wantSent(t, s, "before any push", "b graft")
 
 	s = lazyPeer(t)
+	s.nbrs["b"].prunedIn, s.nbrs["c"].prunedIn = true, true
 	var ids []uint64
 	for seq := uint64(2); seq <= 3; seq++ {
 		m := lazyMsg(seq, 4)
@@ -478,6 +480,7 @@ func TestLazyFirstAnnouncementAtOnce(t *testing.T) {
 func TestLazyGraftAsksForAllAnnounced(t *testing.T) {
 	const flush = 50 * time.Millisecond
 	s := lazyPeer(t)
+	s.nbrs["b"].prunedIn, s.nbrs["c"].prunedIn = true, true // pruned: they announce
 	s.receive("b", &wireMsg{K: kindIHave, IDs: []uint64{900}, IDHops: []byte{0}}, t0)
 	s.receive("c", &wireMsg{K: kindIHave, IDs: []uint64{901}, IDHops: []byte{0}}, t0.Add(10*time.Millisecond))
 	s.receive("b", &wireMsg{K: kindIHave, IDs: []uint64{902, 903}, IDHops: []byte{0, 0}}, t0.Add(20*time.Millisecond))
@@ -493,6 +496,34 @@ func TestLazyGraftAsksForAllAnnounced(t *testing.T) {
 	wantSent(t, s, "901, announced by c alone, once due", "c graft")
 	s.tick(t0.Add(20*time.Millisecond + flush))
 	wantSent(t, s, "902 and 903 were asked for already")
+}
+
+// An announcement from a neighbour this peer has grafted crossed the
+// graft: what it names will not be pushed, so it is asked for at once,
+// of that neighbour, even when another announced it first.
+func TestLazyAnnouncementCrossingGraft(t *testing.T) {
+	const flush = 50 * time.Millisecond
+	s := lazyPeer(t)
+	s.nbrs["b"].prunedIn, s.nbrs["c"].prunedIn = true, true // pruned: they announce
+	s.receive("b", &wireMsg{K: kindIHave, IDs: []uint64{900}, IDHops: []byte{0}}, t0)
+	s.receive("c", &wireMsg{K: kindIHave, IDs: []uint64{901}, IDHops: []byte{0}}, t0.Add(10*time.Millisecond))
+	s.tick(t0.Add(flush))
+	wantSent(t, s, "900 due", "b graft")
+	at := t0.Add(flush + time.Millisecond)
+	s.receive("b", &wireMsg{K: kindIHave, IDs: []uint64{901, 902}, IDHops: []byte{0, 0}}, at)
+	if d := s.missing[902].deadline; !d.Equal(at) {
+		t.Errorf("902, announced across the graft, due at +%v; want at once", d.Sub(at))
+	}
+	s.tick(at)
+	if len(s.fx.sends) != 1 {
+		t.Fatalf("sent %q, want one graft to b", sent(&s.fx))
+	}
+	if g := s.fx.sends[0]; g.to != "b" || !slices.Equal(g.msg.IDs, []uint64{901, 902}) {
+		t.Fatalf("sent %v to %s asking for %v; want b asked for [901 902]", g.msg.K, g.to, g.msg.IDs)
+	}
+	sent(&s.fx)
+	s.tick(t0.Add(10*time.Millisecond + flush))
+	wantSent(t, s, "901 was asked of b already")
 }
 
 // A neighbour that grafts this peer gets the messages queued for

@@ -1175,6 +1175,14 @@ func (s *peerState) onIHave(from string, m *wireMsg, now time.Time) {
 		wait = min(wait, s.cfg.lazyFlush)
 	}
 	s.noteMissing(from, m.IDs, m.IDHops, now.Add(wait))
+	if nb := s.nbrs[from]; s.cfg.lazy && !nb.prunedIn {
+		// A link that is to push to this peer announces: the
+		// announcement crossed this peer's graft, and what it names will
+		// not be pushed. Waiting for it would cost a flush interval at
+		// least (the load generator's 100 ms tail): ask this neighbour
+		// for it at once.
+		s.askNow(from, m.IDs, now)
+	}
 	if s.cfg.lazy {
 		s.shortenTree(from, m.IDs, m.IDHops, now)
 	}
@@ -1286,6 +1294,32 @@ func (s *peerState) noteMissing(from string, ids []uint64, hops []byte, deadline
 			}
 			ms.from = slices.Insert(ms.from, at, from)
 			ms.hops = slices.Insert(ms.hops, at, h)
+		}
+	}
+}
+
+// askNow makes the missing messages ids due now, from as the next
+// announcer to ask for each.
+func (s *peerState) askNow(from string, ids []uint64, now time.Time) {
+	for _, raw := range ids {
+		ms := s.missing[msgID(raw)]
+		if ms == nil {
+			continue
+		}
+		i := slices.Index(ms.from, from)
+		if i < ms.tries || !ms.deadline.After(now) {
+			// Already asked of from, or 8 announcers before it; or due
+			// anyway.
+			continue
+		}
+		if i > ms.tries {
+			h := ms.hops[i]
+			ms.from = slices.Insert(slices.Delete(ms.from, i, i+1), ms.tries, from)
+			ms.hops = slices.Insert(slices.Delete(ms.hops, i, i+1), ms.tries, h)
+		}
+		ms.deadline = now
+		if s.missingDue.IsZero() || now.Before(s.missingDue) {
+			s.missingDue = now
 		}
 	}
 }
