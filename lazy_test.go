@@ -90,6 +90,15 @@ func lazyPeer(t *testing.T) *peerState {
 	return joinedPeer(t, []string{"a", "b", "c", "o"}, WithLazyPush(50*time.Millisecond, time.Second), WithEagerLinks(0))
 }
 
+// announcingPeer is lazyPeer with its links from b and c pruned, so that
+// b and c announce to it rather than push.
+func announcingPeer(t *testing.T) *peerState {
+	t.Helper()
+	s := lazyPeer(t)
+	s.nbrs["b"].prunedIn, s.nbrs["c"].prunedIn = true, true
+	return s
+}
+
 // lazyMsg is origin o's message seq, relayed over hops hops before the
 // sender.
 func lazyMsg(seq uint64, hops int) *wireMsg {
@@ -406,8 +415,7 @@ func TestEagerLinksWithFloodingPeer(t *testing.T) {
 // first may both miss it).
 func TestLazyPullsSoonAfterMovingLink(t *testing.T) {
 	const flush = 50 * time.Millisecond
-	s := lazyPeer(t)
-	s.nbrs["b"].prunedIn, s.nbrs["c"].prunedIn = true, true // pruned: they announce
+	s := announcingPeer(t)
 	s.receive("b", &wireMsg{K: kindIHave, IDs: []uint64{999}, IDHops: []byte{0}}, t0)
 	if d := s.missing[999].deadline; !d.Equal(t0.Add(flush)) {
 		t.Fatalf("before any push: pulled at +%v, want +%v", d.Sub(t0), flush)
@@ -415,8 +423,7 @@ func TestLazyPullsSoonAfterMovingLink(t *testing.T) {
 	s.tick(t0.Add(flush))
 	wantSent(t, s, "before any push", "b graft")
 
-	s = lazyPeer(t)
-	s.nbrs["b"].prunedIn, s.nbrs["c"].prunedIn = true, true
+	s = announcingPeer(t)
 	var ids []uint64
 	for seq := uint64(2); seq <= 3; seq++ {
 		m := lazyMsg(seq, 4)
@@ -479,8 +486,7 @@ func TestLazyFirstAnnouncementAtOnce(t *testing.T) {
 // it announced before, it will not send unasked.
 func TestLazyGraftAsksForAllAnnounced(t *testing.T) {
 	const flush = 50 * time.Millisecond
-	s := lazyPeer(t)
-	s.nbrs["b"].prunedIn, s.nbrs["c"].prunedIn = true, true // pruned: they announce
+	s := announcingPeer(t)
 	s.receive("b", &wireMsg{K: kindIHave, IDs: []uint64{900}, IDHops: []byte{0}}, t0)
 	s.receive("c", &wireMsg{K: kindIHave, IDs: []uint64{901}, IDHops: []byte{0}}, t0.Add(10*time.Millisecond))
 	s.receive("b", &wireMsg{K: kindIHave, IDs: []uint64{902, 903}, IDHops: []byte{0, 0}}, t0.Add(20*time.Millisecond))
@@ -503,8 +509,7 @@ func TestLazyGraftAsksForAllAnnounced(t *testing.T) {
 // of that neighbour, even when another announced it first.
 func TestLazyAnnouncementCrossingGraft(t *testing.T) {
 	const flush = 50 * time.Millisecond
-	s := lazyPeer(t)
-	s.nbrs["b"].prunedIn, s.nbrs["c"].prunedIn = true, true // pruned: they announce
+	s := announcingPeer(t)
 	s.receive("b", &wireMsg{K: kindIHave, IDs: []uint64{900}, IDHops: []byte{0}}, t0)
 	s.receive("c", &wireMsg{K: kindIHave, IDs: []uint64{901}, IDHops: []byte{0}}, t0.Add(10*time.Millisecond))
 	s.tick(t0.Add(flush))
