@@ -75,6 +75,8 @@ type cluster struct {
 	trs     []transport.Transport
 	errs    map[string]error
 	done    map[string]chan struct{}
+	// wrap, if set, wraps every transport the cluster creates.
+	wrap func(transport.Transport) transport.Transport
 }
 
 func newCluster(t *testing.T, nSeeds int, opts ...Option) *cluster {
@@ -105,8 +107,12 @@ func (c *cluster) transport(addr string) transport.Transport {
 	if err != nil {
 		c.t.Fatalf("NewTransport(%s): %v", addr, err)
 	}
-	c.trs = append(c.trs, tr)
-	return tr
+	var w transport.Transport = tr
+	if c.wrap != nil {
+		w = c.wrap(tr)
+	}
+	c.trs = append(c.trs, w)
+	return w
 }
 
 func (c *cluster) run(addr string, run func(context.Context) error) {

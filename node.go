@@ -77,6 +77,12 @@ type node struct {
 	// decodes frames without copying their byte fields. A transport hands
 	// each Packet's payload over to the node, which never changes it.
 	alias codec.AliasUnmarshaler
+	// rel is the transport as a transport.Releaser, or nil; oneShot, if
+	// set, tells the destinations exchanged with only now and then (a
+	// peer's seeds, a seed's peers), whose connections flush releases
+	// after each send so that none stays open between exchanges.
+	rel     transport.Releaser
+	oneShot func(addr string) bool
 }
 
 // frameBufs holds the buffers flush encodes frames into when the codec is a
@@ -127,7 +133,9 @@ func newRand(cfg *config) *rand.Rand {
 func newNode(tr transport.Transport, cfg *config, m machine, rep *reputation) *node {
 	app, _ := cfg.codec.(codec.AppendMarshaler)
 	alias, _ := cfg.codec.(codec.AliasUnmarshaler)
+	rel, _ := tr.(transport.Releaser)
 	return &node{
+		rel:      rel,
 		app:      app,
 		alias:    alias,
 		rep:      rep,
@@ -312,6 +320,9 @@ func (n *node) flush(ctx context.Context, d *dispatcher) error {
 			continue
 		}
 		n.stats.framesOut.Add(1)
+		if n.rel != nil && n.oneShot != nil && n.oneShot(o.to) {
+			n.rel.Release(o.to)
+		}
 	}
 	if buf != nil && cap(*buf) <= maxPooledFrame {
 		*buf = (*buf)[:0]

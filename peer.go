@@ -54,7 +54,15 @@ func NewPeer(tr transport.Transport, seeds []string, opts ...Option) (*Peer, err
 	ctr := new(peerCounters)
 	rep := newReputation(cfg)
 	st := newPeerState(cfg, tr.Addr(), seeds, ctr, rep)
-	return &Peer{n: newNode(tr, cfg, st, rep), st: st, ctr: ctr}, nil
+	n := newNode(tr, cfg, st, rep)
+	// A peer talks to its seeds only to register, renew and report: its
+	// connections to them close after each request.
+	isSeed := make(map[string]bool, len(seeds))
+	for _, a := range seeds {
+		isSeed[a] = true
+	}
+	n.oneShot = func(addr string) bool { return isSeed[addr] }
+	return &Peer{n: n, st: st, ctr: ctr}, nil
 }
 
 // Run takes part in the network until ctx is done, then leaves gracefully

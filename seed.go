@@ -41,6 +41,14 @@ func NewSeed(tr transport.Transport, seeds []string, opts ...Option) (*Seed, err
 	rep := newReputation(cfg)
 	st := newSeedState(cfg, tr.Addr(), slices.Clone(seeds), ctr, rep)
 	n := newNode(tr, cfg, st, rep)
+	// A seed hears from a peer when it registers, renews or reports: its
+	// connections to peers close after each reply, so that a seed does not
+	// hold a connection, and a goroutine, for every peer it lists.
+	others := make(map[string]bool, len(seeds))
+	for _, a := range seeds {
+		others[a] = true
+	}
+	n.oneShot = func(addr string) bool { return !others[addr] }
 	if cfg.persistPath != "" {
 		n.prepare = func() {
 			peers, err := loadPeerFile(cfg.persistPath)

@@ -8,6 +8,7 @@ type Hooks struct {
 	AfterBatch func(addr string, n int)
 	PeerClosed func(addr string)
 	WriterDone func(addr string)
+	ReaderDone func(from string)
 	Rejected   func(remote string, err error)
 }
 
@@ -19,6 +20,7 @@ func WithHooks(h Hooks) TCPOption {
 			afterBatch: h.AfterBatch,
 			peerClosed: h.PeerClosed,
 			writerDone: h.WriterDone,
+			readerDone: h.ReaderDone,
 			rejected:   h.Rejected,
 		}
 		return nil

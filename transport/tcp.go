@@ -60,6 +60,7 @@ type tcpHooks struct {
 	afterBatch func(addr string, n int)       // n frames were written to addr
 	peerClosed func(addr string)              // the peer closed the conn to addr
 	writerDone func(addr string)              // the writer for addr retired (idle or failed)
+	readerDone func(from string)              // the reader of a conn from from ended
 	rejected   func(remote string, err error) // an inbound conn was refused
 	inboxWait  func(from string)              // a reader waits for room in the inbox
 }
@@ -231,7 +232,9 @@ func WithMaxConnsPerIP(n int) TCPOption {
 // WithCloseLinger sets how long Close lets each writer flush the frames
 // still queued on an open connection, such as a node's goodbye, before
 // closing it (default 500ms; 0 drops them at once, counted in
-// [TCPStats.Dropped]). Close never dials to flush.
+// [TCPStats.Dropped]). A writer whose connection was closed, idle or
+// released (see [TCP.Release]), dials a new one to flush, within the same
+// deadline.
 func WithCloseLinger(d time.Duration) TCPOption {
 	return func(c *tcpConfig) error {
 		if d < 0 {
@@ -298,7 +301,8 @@ type tcpCounters struct {
 // a bounded queue, drained by a writer goroutine that runs only while the
 // queue is non-empty; each accepted connection has one reader goroutine,
 // which holds a read buffer only while data is arriving. An idle link thus
-// costs one goroutine, at the receiving end. A TCP is safe for concurrent
+// costs one goroutine, at the receiving end, until its idle timeout or a
+// [TCP.Release] closes it. A TCP is safe for concurrent
 // use. Close stops every goroutine it started and waits for them.
 type TCP struct {
 	cfg       tcpConfig
@@ -308,11 +312,15 @@ type TCP struct {
 	localAddr *net.TCPAddr // source address for dials, nil for any
 	inbox     *inbox
 
-	ctx     context.Context // cancelled by Close; aborts dials and backoff waits
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	writing sync.WaitGroup // the writer goroutines, which Close lets flush first
-	timers  sync.WaitGroup // the idle sweep while it is set or runs (see idle.go)
+	ctx    context.Context // cancelled by Close; aborts backoff waits
+	cancel context.CancelFunc
+	// dialCtx is cancelled once Close has let the writers flush: it
+	// aborts the dials still running then.
+	dialCtx    context.Context
+	dialCancel context.CancelFunc
+	wg         sync.WaitGroup
+	writing    sync.WaitGroup // the writer goroutines, which Close lets flush first
+	timers     sync.WaitGroup // the idle sweep while it is set or runs (see idle.go)
 
 	epoch time.Time // origin of the times connections record their use at
 
@@ -324,6 +332,7 @@ type TCP struct {
 
 	mu      sync.RWMutex
 	closed  bool
+	ending  bool // Close is closing every conn: no new one is tracked
 	writers map[string]*writer
 	conns   map[net.Conn]*inConn // every open conn: inbound, or outbound (nil)
 	inbound int                  // open accepted conns
@@ -332,7 +341,10 @@ type TCP struct {
 	stats tcpCounters
 }
 
-var _ Transport = (*TCP)(nil)
+var (
+	_ Transport = (*TCP)(nil)
+	_ Releaser  = (*TCP)(nil)
+)
 
 // ListenTCP binds addr and starts accepting connections. Binding here, not
 // later, means [TCP.Addr] is known at once even for port 0; Close releases
@@ -407,6 +419,7 @@ func ListenTCP(addr string, opts ...TCPOption) (*TCP, error) {
 	}
 	t.log = cfg.logger.With("addr", t.addr)
 	t.ctx, t.cancel = context.WithCancel(context.Background())
+	t.dialCtx, t.dialCancel = context.WithCancel(context.Background())
 	t.inbox = newInbox(t.ctx, cfg.inboxSize, cfg.inboxWait)
 	t.inbox.start, t.inbox.onWait = t.wg.Go, cfg.hooks.inboxWait
 	t.inbox.dropped, t.inbox.waits = &t.stats.dropped, &t.stats.inboxWaits
@@ -473,6 +486,31 @@ func (t *TCP) Send(ctx context.Context, addr string, frame []byte) error {
 	return nil
 }
 
+// Release closes the outbound connection to addr once the frames queued
+// for addr are written: at once if none are, else as soon as the writer
+// finds its queue empty. Its reader at the other end then ends. A later
+// Send to addr dials a new connection. See [Releaser].
+func (t *TCP) Release(addr string) {
+	var done *outConn
+	t.mu.RLock()
+	// Under t.mu: the idle sweep takes writers out of the map under it,
+	// and only then touches their connections.
+	if w := t.writers[addr]; w != nil {
+		w.mu.Lock()
+		if w.running {
+			w.release = true
+		} else {
+			done, w.oc = w.oc, nil
+		}
+		w.mu.Unlock()
+	}
+	t.mu.RUnlock()
+	if done != nil {
+		_ = done.conn.Close()
+		t.untrack(done.conn)
+	}
+}
+
 // Close stops accepting, closes every connection, drops queued frames and
 // waits for every goroutine of the transport. It is idempotent: later calls
 // wait the same way and return nil.
@@ -500,7 +538,9 @@ func (t *TCP) Close() error {
 		}
 		timer.Stop()
 	}
+	t.dialCancel()
 	t.mu.Lock()
+	t.ending = true
 	conns := make([]net.Conn, 0, len(t.conns))
 	for c := range t.conns {
 		conns = append(conns, c)
@@ -520,11 +560,11 @@ func (t *TCP) Close() error {
 }
 
 // track registers c so that Close closes it. It returns false, and c must be
-// closed by the caller, if the transport is already closed.
+// closed by the caller, once Close is closing every conn.
 func (t *TCP) track(c net.Conn) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.closed {
+	if t.ending {
 		return false
 	}
 	t.conns[c] = nil
@@ -715,6 +755,9 @@ func (t *TCP) readFailed(ic *inConn, err error) {
 			slog.String("from", ic.from), slog.Any("err", err))
 	}
 	t.endConn(ic)
+	if h := t.cfg.hooks.readerDone; h != nil {
+		h(ic.from)
+	}
 }
 
 // inboxDropped counts and logs an inbound frame the inbox had no room for.
@@ -763,6 +806,7 @@ type writer struct {
 	queue     [][]byte      // chunks of queued frames, with headers
 	queued    int           // frames in queue, at most t.cfg.queueSize
 	running   bool          // a goroutine runs run; set by enqueue, cleared by run
+	release   bool          // close oc once the queue is empty (see TCP.Release)
 	oc        *outConn      // the open connection: run's while running, else under mu
 	idleSince time.Duration // since t.epoch: when run last found the queue empty
 	iov       net.Buffers   // run's scratch for the vectored write
@@ -888,13 +932,19 @@ func (w *writer) run() {
 			if cap(w.iov) > maxIdleChunkList {
 				w.iov = nil
 			}
+			var done *outConn
+			if w.release {
+				done, w.oc, w.release = w.oc, nil, false
+			}
 			now := t.now()
 			w.idleSince = now
-			open := w.oc != nil
 			w.mu.Unlock()
-			if open {
-				t.wantSweep(now + t.cfg.idleTimeout)
+			if done != nil {
+				w.closeConn(done)
 			}
+			// The sweep closes the connection, or, if released, forgets
+			// the writer.
+			t.wantSweep(now + t.cfg.idleTimeout)
 			return
 		}
 		b := batch{chunks: w.queue, frames: w.queued}
@@ -965,15 +1015,25 @@ chunks:
 
 // flushClosing writes batch, queued when the transport closed, on the open
 // connection within the linger deadline, and counts what it cannot write
-// as dropped. Close never dials to flush. It reports false if it dropped
-// anything.
+// as dropped. Without a connection it dials one, within the same deadline:
+// a node's goodbye to a seed it released (see TCP.Release) goes out
+// that way. It reports false if it dropped anything.
 func (w *writer) flushClosing(b *batch) bool {
 	t := w.t
-	if w.oc == nil || t.cfg.linger <= 0 {
+	if t.cfg.linger <= 0 {
 		t.stats.dropped.Add(uint64(b.frames))
 		return false
 	}
-	if err := w.write(w.oc, b, time.Now().Add(t.cfg.linger), 0); err != nil {
+	deadline := time.Now().Add(t.cfg.linger)
+	if w.oc == nil {
+		oc, err := w.dial(deadline)
+		if err != nil {
+			t.stats.dropped.Add(uint64(b.frames))
+			return false
+		}
+		w.oc = oc
+	}
+	if err := w.write(w.oc, b, deadline, 0); err != nil {
 		t.stats.dropped.Add(uint64(b.frames))
 		w.closeConn(w.oc)
 		w.oc = nil
@@ -996,7 +1056,7 @@ func (w *writer) sendBatch(b *batch) bool {
 	}
 	for attempt := 0; ; attempt++ {
 		if w.oc == nil {
-			oc, err := w.dial()
+			oc, err := w.dial(time.Time{})
 			if err != nil {
 				t.stats.dropped.Add(uint64(b.frames))
 				if t.ctx.Err() == nil {
@@ -1075,19 +1135,20 @@ func (w *writer) write(oc *outConn, b *batch, deadline time.Time, slack time.Dur
 	return nil
 }
 
-// dial connects to the destination. The hello goes out with the first
-// batch's first flush.
-func (w *writer) dial() (*outConn, error) {
+// dial connects to the destination, giving up at deadline if that is not
+// zero and sooner than the dial timeout. The hello goes out with the
+// first batch's first flush.
+func (w *writer) dial(deadline time.Time) (*outConn, error) {
 	t := w.t
 	if h := t.cfg.hooks.beforeDial; h != nil {
 		h(w.addr)
 	}
 	t.stats.dials.Add(1)
-	d := net.Dialer{Timeout: t.cfg.dialTimeout}
+	d := net.Dialer{Timeout: t.cfg.dialTimeout, Deadline: deadline}
 	if t.localAddr != nil {
 		d.LocalAddr = t.localAddr
 	}
-	c, err := d.DialContext(t.ctx, "tcp", w.addr)
+	c, err := d.DialContext(t.dialCtx, "tcp", w.addr)
 	if err != nil {
 		return nil, fmt.Errorf("transport: dial %s: %w", w.addr, err)
 	}

@@ -775,3 +775,75 @@ func TestTCPIdleLinksHoldNoWriter(t *testing.T) {
 		t.Errorf("Dropped = %d", st.Dropped)
 	}
 }
+
+// TestTCPRelease: Release closes a connection once what is queued on it
+// is written, which ends the reader at the other end; frames sent later
+// go over a new connection.
+func TestTCPRelease(t *testing.T) {
+	readers := make(chan string, 4)
+	b := listen(t, transport.WithHooks(transport.Hooks{ReaderDone: func(from string) { readers <- from }}))
+	a := listen(t)
+	const n = 50
+	for i := range n {
+		if err := a.Send(context.Background(), b.Addr(), []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Released with frames likely still queued: they go out first.
+	a.Release(b.Addr())
+	for i := range n {
+		if p := recvOne(t, b); p.Payload[0] != byte(i) {
+			t.Fatalf("frame %d: got %d", i, p.Payload[0])
+		}
+	}
+	if from := wait(t, readers, "reader of the released connection to end"); from != a.Addr() {
+		t.Fatalf("reader of a connection from %s ended, want %s", from, a.Addr())
+	}
+	// An idle connection is closed at once; Release of an address with no
+	// connection, or of one already released, does nothing.
+	if err := a.Send(context.Background(), b.Addr(), []byte("again")); err != nil {
+		t.Fatal(err)
+	}
+	if p := recvOne(t, b); string(p.Payload) != "again" {
+		t.Fatalf("got %q", p.Payload)
+	}
+	pollStats(t, a, "the second batch to be written", func(s transport.TCPStats) bool { return s.FramesSent == n+1 })
+	a.Release(b.Addr())
+	a.Release(b.Addr())
+	a.Release("127.0.0.1:1")
+	wait(t, readers, "reader of the second connection to end")
+	if st := a.Stats(); st.Dials != 2 || st.Dropped != 0 {
+		t.Errorf("stats %+v: want 2 dials, nothing dropped", st)
+	}
+}
+
+// TestTCPCloseFlushesToReleased: a frame queued just before Close, to a
+// destination whose connection was released, is still delivered: the
+// writer dials to flush it within the linger deadline.
+func TestTCPCloseFlushesToReleased(t *testing.T) {
+	readers := make(chan string, 4)
+	b := listen(t, transport.WithHooks(transport.Hooks{ReaderDone: func(from string) { readers <- from }}))
+	a, err := transport.ListenTCP("127.0.0.1:0", transport.WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Send(context.Background(), b.Addr(), []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	recvOne(t, b)
+	pollStats(t, a, "the frame to be written", func(s transport.TCPStats) bool { return s.FramesSent == 1 })
+	a.Release(b.Addr())
+	wait(t, readers, "reader of the released connection to end")
+	if err := a.Send(context.Background(), b.Addr(), []byte("bye")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if p := recvOne(t, b); string(p.Payload) != "bye" {
+		t.Fatalf("got %q, want \"bye\"", p.Payload)
+	}
+	if st := a.Stats(); st.Dropped != 0 || st.Dials != 2 {
+		t.Errorf("stats %+v: want 2 dials, nothing dropped", st)
+	}
+}

@@ -49,6 +49,20 @@ type Transport interface {
 	Close() error
 }
 
+// Releaser is implemented by transports that keep a connection to a
+// destination open between sends, such as [TCP]. A node calls Release for
+// a destination it exchanges only the odd request or reply with, as a peer
+// with a seed: the connection then costs nothing between exchanges, where
+// an open one would cost a goroutine and a socket at each end for as long
+// as the transport's idle timeout. Frames sent after Release are delivered
+// as usual, over a new connection.
+type Releaser interface {
+	// Release closes the connection to addr once every frame queued for
+	// addr has been written. It does nothing if there is none, and never
+	// waits on the network.
+	Release(addr string)
+}
+
 // Errors returned by transports. Test for them with errors.Is.
 var (
 	// ErrClosed is returned by Send after Close.
