@@ -551,10 +551,10 @@ func WithCodec(cd codec.Codec) Option {
 	}
 }
 
-// WithEventHandler sets fn to receive the node's events. fn runs on one
-// dedicated goroutine, in order, never concurrently with itself, never under
-// a lock and never on the protocol loop: a slow fn delays later events, not
-// the protocol. Events queued when Run stops are still delivered before Run
+// WithEventHandler sets fn to receive the node's events. fn runs on a
+// goroutine of its own, started while events are waiting for it, in
+// order, never concurrently with itself, never under a lock and never on
+// the protocol loop: a slow fn delays later events, not the protocol. Events queued when Run stops are still delivered before Run
 // returns. Default: no handler.
 func WithEventHandler(fn func(Event)) Option {
 	return func(c *config) error {
