@@ -71,6 +71,21 @@
 // for tests and simulations. Frames are encoded by a [codec.Codec],
 // msgpack by default (see [WithCodec]).
 //
+// # Memory
+//
+// An idle peer costs, over TCP, one goroutine per neighbour that sends to
+// it (its connection's reader), its protocol loop (the goroutine that
+// calls Run) and the transport's accept loop. Writers and the event
+// dispatcher run only while they have work, and a node releases its
+// connections to the other kind of node ([transport.Releaser]) after
+// each exchange, so a seed holds no connection to the peers it lists. A
+// reader that waits keeps the runtime's 2 KiB minimum stack only if it
+// started with it: by default the runtime starts goroutines with the
+// average stack seen at its last collection, often 4 KiB or more while a
+// busy process starts them, and then keeps them at that size. A program
+// that hosts many nodes can run with GODEBUG=adaptivestackstart=0 to keep
+// every reader at 2 KiB (the README's performance section has the figures).
+//
 // # Wire compatibility
 //
 // Every message carries a version number and a kind; kinds are never
