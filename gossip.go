@@ -956,8 +956,8 @@ func WithEagerLinks(k int) Option {
 // WithLazyPush switches a peer from flooding to Plumtree-style lazy push:
 // a message travels in full only along "eager" links, which form a spanning
 // tree as links that bring duplicates are pruned; the other links carry
-// batched announcements of message IDs (every flush interval; the first
-// on each link at once), and a peer that hears of a message it does not
+// batched announcements of message IDs (once per flush interval, on a
+// schedule offset from peer to peer; the first on each link at once), and a peer that hears of a message it does not
 // receive within graftTimeout grafts the link it heard of it on, pulling
 // the message and making the link eager again (after one flush interval
 // while no link has pushed to it yet). This sends about one payload per delivery instead of about

@@ -571,3 +571,37 @@ func TestEagerLinksGoToBestConnected(t *testing.T) {
 		t.Errorf("link modes %v; want b (degree 9) eager both ways, c (5) pushing in, a and d lazy", modes)
 	}
 }
+
+// TestFlushGrid: announcements queued at any instant go out at the next
+// point of the peer's own grid of flush times, within one flush interval,
+// and the grids of different peers are offset from one another, so that
+// peers that receive a message together do not all announce it together.
+func TestFlushGrid(t *testing.T) {
+	const interval = 50 * time.Millisecond
+	cfg := testConfig(t, WithLazyPush(interval, time.Second))
+	phases := map[int64]bool{}
+	lo, hi := int64(interval), int64(-1)
+	for i := range 50 {
+		s := newPeerState(cfg, peerAddr(i), []string{"10.0.0.1:7000"}, new(peerCounters), newReputation(cfg))
+		p := s.flushPhase
+		phases[p] = true
+		lo, hi = min(lo, p), max(hi, p)
+		var first time.Time
+		for k := range 200 {
+			now := t0.Add(time.Duration(k) * 3100 * time.Microsecond)
+			at := s.flushTime(now)
+			if d := at.Sub(now); d <= 0 || d > interval {
+				t.Fatalf("peer %d at %v: flush after %v, want within (0, %v]", i, now, d, interval)
+			}
+			if first.IsZero() {
+				first = at
+			}
+			if off := at.Sub(first) % interval; off != 0 {
+				t.Fatalf("peer %d: flush at %v is off its grid by %v", i, at, off)
+			}
+		}
+	}
+	if len(phases) < 45 || time.Duration(hi-lo) < interval/2 {
+		t.Errorf("50 peers have %d distinct flush phases spanning %v; want them spread over the %v interval", len(phases), time.Duration(hi-lo), interval)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"encoding/binary"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"maps"
 	"math"
@@ -180,6 +181,9 @@ type peerState struct {
 	// costs one early tick, never a late one.
 	missingDue time.Time
 	nextFlush  time.Time // zero when no announcement is queued
+	// flushPhase places this peer's flushes on a grid of its own (see
+	// flushTime), derived from its address.
+	flushPhase int64
 	lastPushAt time.Time // when a link pushing to it last brought a new message
 	lastPullAt time.Time // when it last requested missing messages
 	gapUntil   time.Time // lazy push: until then, missing messages are pulled sooner (expectGap)
@@ -199,6 +203,7 @@ func newPeerState(cfg *config, self string, seeds []string, ctr *peerCounters, r
 		cfg:        cfg,
 		self:       self,
 		rng:        newRand(cfg),
+		flushPhase: flushPhase(self, cfg.lazyFlush),
 		log:        cfg.logger.With("node", self),
 		ctr:        ctr,
 		need:       len(seeds)/2 + 1,
@@ -1104,7 +1109,7 @@ func (s *peerState) push(id msgID, m *wireMsg, from string, skip []string, now t
 			nb.ihave = append(nb.ihave, uint64(id))
 			nb.ihaveHops = append(nb.ihaveHops, byte(min(m.Hops, 255)))
 			if s.nextFlush.IsZero() {
-				s.nextFlush = now.Add(s.cfg.lazyFlush)
+				s.nextFlush = s.flushTime(now)
 			}
 			// The first announcement to a link goes at once: a peer no
 			// eager link reaches hears of the first message one link
@@ -1117,6 +1122,34 @@ func (s *peerState) push(id msgID, m *wireMsg, from string, skip []string, now t
 		s.fx.send(a, m)
 		s.ctr.forwarded.Add(1)
 	}
+}
+
+// flushTime returns when announcements queued at now go out: at the next
+// point of this peer's flush grid, one flush interval apart and offset by
+// its flushPhase, so within one interval. A flush one interval after the
+// first queued announcement lined the flushes of every peer up, since
+// they all receive each message within a few milliseconds: the whole
+// overlay then sent its announcements in the same instant, every
+// interval, and the messages that came meanwhile waited behind them.
+func (s *peerState) flushTime(now time.Time) time.Time {
+	p := int64(s.cfg.lazyFlush)
+	off := (now.UnixNano() - s.flushPhase) % p
+	if off < 0 {
+		off += p
+	}
+	return now.Add(time.Duration(p - off))
+}
+
+// flushPhase is the offset of the flush grid of the peer at addr: a hash
+// of the address, so that it differs from peer to peer without drawing
+// from the peer's random source.
+func flushPhase(addr string, interval time.Duration) int64 {
+	if interval <= 0 {
+		return 0
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(addr))
+	return int64(h.Sum64() % uint64(interval))
 }
 
 // pushQueued sends in full the messages queued for announcement to a
