@@ -232,8 +232,8 @@ func WithMaxConnsPerIP(n int) TCPOption {
 // WithCloseLinger sets how long Close lets each writer flush the frames
 // still queued on an open connection, such as a node's goodbye, before
 // closing it (default 500ms; 0 drops them at once, counted in
-// [TCPStats.Dropped]). A writer whose connection was closed, idle or
-// released (see [TCP.Release]), dials a new one to flush, within the same
+// [TCPStats.Dropped]). A writer without a connection (closed as idle, or
+// released: see [TCP.Release]) dials a new one to flush, within the same
 // deadline.
 func WithCloseLinger(d time.Duration) TCPOption {
 	return func(c *tcpConfig) error {
