@@ -495,7 +495,8 @@ func (t *TCP) Release(addr string) {
 	t.mu.RLock()
 	// Under t.mu: the idle sweep takes writers out of the map under it,
 	// and only then touches their connections.
-	if w := t.writers[addr]; w != nil {
+	w := t.writers[addr]
+	if w != nil {
 		w.mu.Lock()
 		if w.running {
 			w.release = true
@@ -506,8 +507,7 @@ func (t *TCP) Release(addr string) {
 	}
 	t.mu.RUnlock()
 	if done != nil {
-		_ = done.conn.Close()
-		t.untrack(done.conn)
+		w.closeConn(done)
 	}
 }
 
