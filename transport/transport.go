@@ -7,7 +7,9 @@
 // to tolerate loss. Two implementations ship with the package:
 //
 //   - [TCP], for real networks: length-prefixed frames over TCP connections,
-//     one writer goroutine and bounded queue per destination, a handshake
+//     a bounded queue per destination, drained by a goroutine only while it
+//     holds frames, connections a node can release between exchanges
+//     ([Releaser]), a handshake
 //     that names the dialer's listening address, read and handshake deadlines,
 //     and a frame size limit checked before any allocation.
 //   - [Network] and [Mem], an in-process network for tests and simulations,
