@@ -9,9 +9,9 @@
 //   - [TCP], for real networks: length-prefixed frames over TCP connections,
 //     a bounded queue per destination, drained by a goroutine only while it
 //     holds frames, connections a node can release between exchanges
-//     ([Releaser]), a handshake
-//     that names the dialer's listening address, a handshake deadline and an idle timeout,
-//     and a frame size limit checked before any allocation.
+//     ([Releaser]), a handshake that names the dialer's listening address,
+//     a handshake deadline, an idle timeout, and a frame size limit checked
+//     before any allocation.
 //   - [Network] and [Mem], an in-process network for tests and simulations,
 //     with seeded loss, latency, partitions and crashes, built only on
 //     channels and timers so that it runs under testing/synctest.
