@@ -1204,7 +1204,9 @@ func (s *peerState) onIHave(from string, m *wireMsg, now time.Time) {
 		// (hop count 0), which would end the load generator's startup
 		// wait when the subtree the eager links miss hangs from one of
 		// the origin's neighbours: with 10 origins, 1.12 payloads per
-		// delivery and 99.9 % within 1 s.
+		// delivery and 99.9 % within 1 s. Nor half a flush interval, once
+		// flushes were spread over the interval (flushTime): 1.195 there,
+		// against 1.089, and 99.16 % within 1 s.
 		wait = min(wait, s.cfg.lazyFlush)
 	}
 	s.noteMissing(from, m.IDs, m.IDHops, now.Add(wait))
