@@ -104,6 +104,9 @@ const treeShortcut = 1
 // that was lost and repaired on the way reaches this peer (and its subtree)
 // over a detour, once: moving on that one message would rebuild the
 // subtree after every loss.
+// In the simulator at n=1000 one vote made the tree converge a message
+// sooner with one origin, but cost 1.332 payloads per delivery with 10
+// origins, against 1.089 (2026-12-02).
 const shortcutVotes = 2
 
 type missing struct {
