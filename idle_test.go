@@ -200,6 +200,33 @@ func (o *idleOverlay) waitFormed(tb testing.TB, timeout time.Duration) int {
 	}
 }
 
+// waitParked waits until the overlay's transports have parked at least
+// want inbound connections (see transport.WithParkAfter), which takes a
+// liveness round or so after the formation: a connection parks once a
+// wait for a frame has lasted the park delay and the next frame has come.
+// It returns how many are parked. On a system where connections do not
+// park it returns 0 at once.
+func (o *idleOverlay) waitParked(tb testing.TB, want int, timeout time.Duration) int {
+	tb.Helper()
+	if runtime.GOOS != "linux" {
+		return 0
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		n := 0
+		for _, tr := range o.trs {
+			n += tr.Stats().ParkedConns
+		}
+		if n >= want {
+			return n
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%d inbound connections parked within %v, want %d", n, timeout, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 type memSample struct {
 	heap, stack uint64
 	goroutines  int
@@ -263,6 +290,7 @@ func BenchmarkIdlePeerMemory(b *testing.B) {
 	base := sampleMem()
 	o := startIdleOverlay(b, idleSeeds, idlePeers)
 	links := o.waitFormed(b, time.Minute)
+	parked := o.waitParked(b, 2*links, time.Minute) // each link is a connection each way
 	var s memSample
 	for b.Loop() {
 		s = sampleMem()
@@ -274,6 +302,7 @@ func BenchmarkIdlePeerMemory(b *testing.B) {
 	b.ReportMetric(f.stack, "stack-bytes/peer")
 	b.ReportMetric(f.goroutines, "goroutines/peer")
 	b.ReportMetric(float64(links), "links")
+	b.ReportMetric(float64(parked), "parked-conns")
 }
 
 // TestIdlePeerMemory logs the idle figures of BenchmarkIdlePeerMemory

@@ -29,7 +29,17 @@ func BenchmarkTCPPairOneWay(b *testing.B) { benchTCPPair(b, 512) }
 // latency.
 func BenchmarkTCPPairOneAtATime(b *testing.B) { benchTCPPair(b, 1) }
 
-func benchTCPPair(b *testing.B, window int) {
+// BenchmarkTCPPairOneAtATimeParked is BenchmarkTCPPairOneAtATime with a
+// receiver whose connection parks whenever it runs out of frames
+// (transport.WithParkAfter of a nanosecond): every frame wakes the
+// poller, which starts a reader. The difference from
+// BenchmarkTCPPairOneAtATime is the cost of a park and a wake-up, paid by
+// a frame on a quiet link.
+func BenchmarkTCPPairOneAtATimeParked(b *testing.B) {
+	benchTCPPair(b, 1, transport.WithParkAfter(time.Nanosecond))
+}
+
+func benchTCPPair(b *testing.B, window int, dstOpts ...transport.TCPOption) {
 	const size = 256
 	quiet := transport.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	a, err := transport.ListenTCP("127.0.0.1:0", quiet)
@@ -37,7 +47,7 @@ func benchTCPPair(b *testing.B, window int) {
 		b.Fatal(err)
 	}
 	defer a.Close()
-	dst, err := transport.ListenTCP("127.0.0.1:0", quiet)
+	dst, err := transport.ListenTCP("127.0.0.1:0", append([]transport.TCPOption{quiet}, dstOpts...)...)
 	if err != nil {
 		b.Fatal(err)
 	}

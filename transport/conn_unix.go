@@ -93,11 +93,12 @@ func (k *closeCheck) peerGone() bool {
 // frame holds no buffer, and the read that ends the wait takes everything
 // that has arrived.
 type rawReader struct {
-	rc  syscall.RawConn
-	fr  *frameReader
-	try func(fd uintptr) bool // r.read, bound once: binding per call would allocate
-	n   int
-	err error
+	rc   syscall.RawConn
+	fr   *frameReader
+	try  func(fd uintptr) bool // r.read, bound once: binding per call would allocate
+	once func(fd uintptr) bool // r.readOnce, bound once
+	n    int
+	err  error
 }
 
 // setRawAhead makes fr read through c's socket when it waits for a
@@ -108,7 +109,7 @@ func setRawAhead(fr *frameReader, c net.Conn) {
 		return
 	}
 	r := &rawReader{rc: rc, fr: fr}
-	r.try = r.read
+	r.try, r.once = r.read, r.readOnce
 	fr.ahead = r.readAhead
 }
 
@@ -128,12 +129,24 @@ func (r *rawReader) read(fd uintptr) bool {
 	return true
 }
 
-func (r *rawReader) readAhead() (int, error) {
+// readOnce is read that never waits for readability.
+func (r *rawReader) readOnce(fd uintptr) bool {
+	r.read(fd)
+	return true
+}
+
+func (r *rawReader) readAhead(wait bool) (int, error) {
 	r.n, r.err = 0, nil
-	if err := r.rc.Read(r.try); err != nil {
+	try := r.try
+	if !wait {
+		try = r.once
+	}
+	if err := r.rc.Read(try); err != nil {
 		return 0, err
 	}
 	switch {
+	case r.err == syscall.EAGAIN || r.err == syscall.EWOULDBLOCK:
+		return 0, errWouldBlock // only when !wait: read waits otherwise
 	case r.err != nil:
 		return 0, os.NewSyscallError("read", r.err)
 	case r.n == 0:

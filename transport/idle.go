@@ -60,7 +60,8 @@ func (t *TCP) stopSweep() {
 }
 
 // sweepIdle closes the inbound connections that have waited idleTimeout
-// for a frame, which ends their readers, and retires the writers that
+// for a frame, which ends their readers (or, for a parked connection, the
+// sweep cleans up itself), and retires the writers that
 // have had nothing to send for idleTimeout, closing their connections. It
 // also releases the inbox's queue buffer if the inbox is idle.
 func (t *TCP) sweepIdle() {
@@ -77,7 +78,7 @@ func (t *TCP) sweepIdle() {
 			next = at
 		}
 	}
-	var ins []*inConn
+	var ins, parked []*inConn
 	var outs []*writer
 	t.mu.Lock()
 	if t.closed {
@@ -92,7 +93,14 @@ func (t *TCP) sweepIdle() {
 			later(at)
 			continue
 		}
-		ins = append(ins, ic)
+		if ic.token != 0 {
+			// Parked: no reader will see the close and clean up.
+			delete(t.parked, ic.token)
+			ic.token = 0
+			parked = append(parked, ic)
+		} else {
+			ins = append(ins, ic)
+		}
 		delete(t.conns, c) // no second close by a later sweep
 	}
 	for addr, w := range t.writers {
@@ -118,6 +126,11 @@ func (t *TCP) sweepIdle() {
 		t.log.LogAttrs(t.ctx, slog.LevelDebug, "transport: closing idle inbound connection",
 			slog.String("from", ic.from), slog.Duration("idle", idle))
 		_ = ic.conn.Close() // its reader ends and finishes the cleanup
+	}
+	for _, ic := range parked {
+		t.log.LogAttrs(t.ctx, slog.LevelDebug, "transport: closing idle inbound connection",
+			slog.String("from", ic.from), slog.Duration("idle", idle))
+		t.parkedEnded(ic)
 	}
 	for _, w := range outs {
 		// Retired under t.mu: no Send reaches w any more, and it was not

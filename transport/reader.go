@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 )
 
 // readBufSize sizes the read buffers that inbound connections borrow.
@@ -42,8 +43,9 @@ type frameReader struct {
 	r, w int     // (*buf)[r:w] is buffered
 	hdr  [headerLen]byte
 	// ready, if set, is called before each read from src, which may
-	// wait: the connection is idle from then until the read returns.
-	ready func()
+	// wait: the connection is idle from then until the read returns. It
+	// returns the time, as the transport counts it (since its epoch).
+	ready func() time.Duration
 	// ahead, if set, replaces the read of a header with nothing buffered:
 	// it waits until the connection has data, only then borrows a buffer
 	// into buf, and fills it with whatever has arrived, returning how many
@@ -51,9 +53,40 @@ type frameReader struct {
 	// it, where reading the header alone into hdr costs a second read for
 	// the payload: a third of the read system calls of a connection that
 	// gets one frame at a time. On error it may leave buf set, with
-	// nothing read. See rawReader in conn_unix.go.
-	ahead func() (int, error)
+	// nothing read. With wait false it does not wait: with nothing to
+	// read it returns errWouldBlock, having read nothing. See rawReader in
+	// conn_unix.go.
+	ahead func(wait bool) (int, error)
+
+	// parkAfter, if positive (it needs ready and ahead), makes a quiet
+	// connection give up its goroutine: one that waited for a new frame
+	// fewer than quietWaits times per parkAfter, on average since the
+	// window began, returns errWouldBlock from a wait for a new frame that
+	// would block, nothing read, and the caller parks it (see TCP.park).
+	// The window is at least parkAfter long; it is judged, and a new one
+	// begins, at the first wait after it; a quiet connection that waits
+	// busyWaits times within a window is busy at once. A busy connection
+	// thus never parks, and pays nothing for it; one that turns busy parks
+	// and resumes at most busyWaits times.
+	parkAfter   time.Duration
+	windowStart time.Duration // when the window began
+	waits       int           // waits for a new frame in the window
+	quiet       bool          // the last window was quiet
 }
+
+// busyWaits is the number of waits within a window after which a quiet
+// connection is busy at once: a connection that turns busy parks and
+// resumes at most that many times.
+const busyWaits = 8
+
+// quietWaits is the number of waits for a new frame per park delay below
+// which a connection is quiet: a liveness exchange (a ping, later a pong)
+// is two waits, a few seconds apart.
+const quietWaits = 2
+
+// errWouldBlock is what a frameReader with parkAfter returns from next
+// when a quiet connection has no new frame yet. Nothing was read.
+var errWouldBlock = errors.New("transport: no frame yet")
 
 // next reads one frame and returns its payload, which the caller owns.
 // The length is checked against limit before anything is allocated. A
@@ -104,13 +137,17 @@ func (fr *frameReader) readHeader() error {
 		fr.release()
 	}
 	for k < headerLen {
+		wait := true
 		if fr.ready != nil {
-			fr.ready()
+			now := fr.ready()
+			if k == 0 && fr.parkAfter > 0 {
+				wait = fr.mayWait(now)
+			}
 		}
 		var m int
 		var err error
 		if fr.ahead != nil {
-			m, err = fr.headerAhead(k)
+			m, err = fr.headerAhead(k, wait)
 		} else {
 			m, err = fr.src.Read(fr.hdr[k:])
 		}
@@ -125,11 +162,26 @@ func (fr *frameReader) readHeader() error {
 	return nil
 }
 
+// mayWait is called as a wait for a new frame begins, at now, on a
+// reader with parkAfter: it says whether the read may block, or must
+// return errWouldBlock because the connection is quiet.
+func (fr *frameReader) mayWait(now time.Duration) bool {
+	if elapsed := now - fr.windowStart; elapsed >= fr.parkAfter {
+		fr.quiet = time.Duration(fr.waits)*fr.parkAfter < quietWaits*elapsed
+		fr.windowStart, fr.waits = now, 0
+	} else if fr.quiet && fr.waits >= busyWaits {
+		fr.quiet = false // turned busy: do not wait for the window's end
+		fr.windowStart, fr.waits = now, 0
+	}
+	fr.waits++
+	return !fr.quiet
+}
+
 // headerAhead reads through ahead into a borrowed buffer and copies what
 // it can of the rest of the header, from hdr[k:], out of it; the rest of
 // the buffer stays buffered. It returns how many header bytes it copied.
-func (fr *frameReader) headerAhead(k int) (int, error) {
-	m, err := fr.ahead()
+func (fr *frameReader) headerAhead(k int, wait bool) (int, error) {
+	m, err := fr.ahead(wait)
 	if m <= 0 {
 		fr.release()
 		return 0, err

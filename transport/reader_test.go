@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"time"
 )
 
 // chunkReader returns data in reads of the sizes given in turn (cycling),
@@ -97,8 +98,8 @@ func FuzzFrameReader(f *testing.F) {
 // chunkAhead is a frameReader.ahead over fr's chunkReader: it borrows a
 // buffer and reads one chunk into it, as rawReader does from a socket
 // once it has data.
-func chunkAhead(fr *frameReader) func() (int, error) {
-	return func() (int, error) {
+func chunkAhead(fr *frameReader) func(bool) (int, error) {
+	return func(bool) (int, error) {
 		fr.buf = readBufs.Get().(*[]byte)
 		return fr.src.Read(*fr.buf)
 	}
@@ -130,12 +131,12 @@ func TestFrameReaderBuffers(t *testing.T) {
 	// with its payload, into a buffer borrowed for that read.
 	fr = &frameReader{src: &chunkReader{data: b, sizes: []int{2, 100}}}
 	reads := 0
-	fr.ahead = func() (int, error) {
+	fr.ahead = func(wait bool) (int, error) {
 		reads++
 		if fr.buf != nil {
 			t.Error("ahead called holding a buffer")
 		}
-		return chunkAhead(fr)()
+		return chunkAhead(fr)(wait)
 	}
 	for i, want := range []string{"one", "two", "three"} {
 		p, err := fr.next(100)
@@ -159,4 +160,39 @@ func TestFrameReaderBuffers(t *testing.T) {
 	if fr.buf != nil {
 		t.Fatal("a direct read left a buffer held")
 	}
+}
+
+// TestFrameReaderQuiet drives the park decision with made-up times: a
+// connection is quiet after a window with fewer than quietWaits waits per
+// park delay, stays quiet through a liveness exchange, and is busy again
+// after busyWaits quick waits, or after a busy window.
+func TestFrameReaderQuiet(t *testing.T) {
+	fr := &frameReader{parkAfter: time.Second}
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	step := func(at time.Duration, want bool) {
+		t.Helper()
+		if got := fr.mayWait(at); got != want {
+			t.Fatalf("at %v: may wait = %v, want %v", at, got, want)
+		}
+	}
+	// Formation: a few frames in the first window, then silence.
+	step(ms(100), true)
+	step(ms(200), true)
+	step(ms(300), true)
+	// 13 s later, a ping: 3 waits over 13 s is quiet.
+	step(ms(13_000), false)
+	step(ms(13_050), false) // its pong: still quiet
+	step(ms(26_000), false) // the next round
+	// Turning busy: the waits are quick; busy after busyWaits of them.
+	at := ms(26_100)
+	for i := range busyWaits {
+		step(at, i == busyWaits-1)
+		at += ms(2)
+	}
+	for range 200 { // a busy second
+		step(at, true)
+		at += ms(5)
+	}
+	step(at+ms(10), true) // the window is judged busy
+	step(at+ms(20_000), false)
 }

@@ -24,6 +24,7 @@ const (
 	defaultIdleTimeout      = 2 * time.Minute
 	defaultMaxConns         = 1024
 	defaultInboxWait        = time.Second
+	defaultParkAfter        = time.Second
 
 	// maxFrameSizeLimit is the largest accepted WithMaxFrameSize.
 	maxFrameSizeLimit = 1 << 30
@@ -49,6 +50,7 @@ type tcpConfig struct {
 	maxConns         int
 	maxConnsPerIP    int
 	linger           time.Duration
+	parkAfter        time.Duration
 	hooks            tcpHooks
 }
 
@@ -182,6 +184,27 @@ func WithIdleTimeout(d time.Duration) TCPOption {
 	}
 }
 
+// WithParkAfter sets how quiet an inbound connection must be to give up
+// its reader goroutine (default 1s; 0: never). Once a wait for a frame on
+// a connection has lasted d, the next time the connection runs out of
+// frames its reader ends, and one goroutine per transport waits for all
+// such parked connections, starting a reader again as soon as one of them
+// has data. A node's idle links thus cost it a file descriptor and a few
+// hundred bytes each, not a goroutine and its stack; a busy link, whose
+// frames come less than d apart, keeps its reader and pays nothing. A
+// frame that ends a park waits for a goroutine to start: a few
+// microseconds. Parking needs Linux (epoll); elsewhere every inbound
+// connection keeps its reader, whatever d.
+func WithParkAfter(d time.Duration) TCPOption {
+	return func(c *tcpConfig) error {
+		if d < 0 {
+			return fmt.Errorf("transport: park delay must not be negative, got %v", d)
+		}
+		c.parkAfter = d
+		return nil
+	}
+}
+
 // WithAdvertiseAddr sets the host:port announced to other nodes, which they
 // use to reach this one and which tags this node's frames in their
 // [Packet.From] (default: the bound listener address). It is required when
@@ -289,6 +312,10 @@ type TCPStats struct {
 	RejectedConns uint64
 	// Dials counts outbound connection attempts, failed ones included.
 	Dials uint64
+	// ParkedConns is the number of inbound connections parked now: quiet,
+	// without a reader goroutine (see WithParkAfter). Unlike the other
+	// fields it is a gauge, not a counter.
+	ParkedConns int
 }
 
 type tcpCounters struct {
@@ -300,9 +327,11 @@ type tcpCounters struct {
 // accepts the peer's own connection to receive from it. Each destination has
 // a bounded queue, drained by a writer goroutine that runs only while the
 // queue is non-empty; each accepted connection has one reader goroutine,
-// which holds a read buffer only while data is arriving. An idle link thus
-// costs one goroutine, at the receiving end, until its idle timeout or a
-// [TCP.Release] closes it. A TCP is safe for concurrent
+// which holds a read buffer only while data is arriving, and which a quiet
+// connection gives up on Linux (see [WithParkAfter]): one goroutine per
+// transport then waits for all of them. An idle link thus costs no
+// goroutine and no buffer, only its two sockets, until its idle timeout
+// or a [TCP.Release] closes it. A TCP is safe for concurrent
 // use. Close stops every goroutine it started and waits for them.
 type TCP struct {
 	cfg       tcpConfig
@@ -338,6 +367,12 @@ type TCP struct {
 	inbound int                  // open accepted conns
 	perIP   map[netip.Addr]int   // open accepted conns by source IP
 
+	// poller waits for data on parked inbound connections (see park); nil
+	// if they never park. parked holds them by token, under mu.
+	poller  *poller
+	parked  map[uint64]*inConn
+	parkSeq uint64
+
 	stats tcpCounters
 }
 
@@ -368,6 +403,7 @@ func ListenTCP(addr string, opts ...TCPOption) (*TCP, error) {
 		maxConns:         defaultMaxConns,
 		maxConnsPerIP:    32,
 		linger:           500 * time.Millisecond,
+		parkAfter:        defaultParkAfter,
 	}
 	for _, o := range opts {
 		if o == nil {
@@ -423,6 +459,14 @@ func ListenTCP(addr string, opts ...TCPOption) (*TCP, error) {
 	t.inbox = newInbox(t.ctx, cfg.inboxSize, cfg.inboxWait)
 	t.inbox.start, t.inbox.onWait = t.wg.Go, cfg.hooks.inboxWait
 	t.inbox.dropped, t.inbox.waits = &t.stats.dropped, &t.stats.inboxWaits
+	if cfg.parkAfter > 0 {
+		if p, err := newPoller(); err == nil {
+			t.poller, t.parked = p, make(map[uint64]*inConn)
+			t.wg.Go(t.poll)
+		} else {
+			t.log.Debug("transport: idle connections keep their readers", "err", err)
+		}
+	}
 	t.wg.Go(t.acceptLoop)
 	return t, nil
 }
@@ -444,7 +488,14 @@ func (t *TCP) Stats() TCPStats {
 		InboxWaits:     t.stats.inboxWaits.Load(),
 		RejectedConns:  t.stats.rejected.Load(),
 		Dials:          t.stats.dials.Load(),
+		ParkedConns:    t.parkedConns(),
 	}
+}
+
+func (t *TCP) parkedConns() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.parked)
 }
 
 // Send queues a copy of frame for addr and returns without waiting on the
@@ -545,9 +596,16 @@ func (t *TCP) Close() error {
 	for c := range t.conns {
 		conns = append(conns, c)
 	}
+	parked := t.takeParked()
 	t.mu.Unlock()
 	for _, c := range conns {
 		_ = c.Close()
+	}
+	if t.poller != nil {
+		t.poller.close()
+	}
+	for _, ic := range parked {
+		t.parkedEnded(ic)
 	}
 	<-flushed
 	t.stopSweep()
@@ -655,10 +713,21 @@ type inConn struct {
 	// reader is busy, and comes back to the connection soon.
 	last atomic.Int64
 	src  inboxSource
+	// While parked (see TCP.park), token names the park, under t.mu;
+	// armed says the socket is in the poller's set; rc is the socket's,
+	// kept from the first park.
+	token uint64
+	armed bool
+	rc    syscall.RawConn
 }
 
-// markReady records that the reader is about to read from the connection.
-func (ic *inConn) markReady() { ic.last.Store(int64(ic.t.now())) }
+// markReady records that the reader is about to read from the connection,
+// and returns the time.
+func (ic *inConn) markReady() time.Duration {
+	now := ic.t.now()
+	ic.last.Store(int64(now))
+	return now
+}
 
 // serve runs the handshake on an accepted connection, then hands the
 // connection to a goroutine of its own that delivers its frames. The
@@ -683,6 +752,9 @@ func (t *TCP) serve(ic *inConn) {
 	ic.last.Store(int64(now))
 	ic.fr.ready = ic.markReady
 	setRawAhead(&ic.fr, ic.conn)
+	if t.poller != nil && ic.fr.ahead != nil {
+		ic.fr.parkAfter, ic.fr.windowStart = t.cfg.parkAfter, now
+	}
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -730,6 +802,12 @@ func (t *TCP) receive(ic *inConn) {
 	defer t.wg.Done()
 	for {
 		p, err := ic.fr.next(t.cfg.maxFrame)
+		if err == errWouldBlock {
+			if t.park(ic) {
+				return
+			}
+			continue
+		}
 		if err != nil {
 			t.readFailed(ic, err)
 			return
@@ -739,6 +817,101 @@ func (t *TCP) receive(ic *inConn) {
 		if !t.inbox.put(Packet{From: ic.from, Payload: p}, &ic.src) {
 			t.inboxDropped(ic.from)
 		}
+	}
+}
+
+// park ends the reader of a quiet connection that has run out of frames
+// (see WithParkAfter): it arms the connection's socket in the poller and
+// reports true, and the caller, the reader, returns without touching ic
+// again; the poller starts a new reader when data arrives (resume). It
+// reports false, and the reader goes on waiting itself, if the transport
+// is closing, the idle sweep has just closed the connection (the reader's
+// next read fails), or the socket cannot be armed.
+//
+//go:noinline
+func (t *TCP) park(ic *inConn) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.parked == nil {
+		ic.fr.parkAfter = 0 // the poller failed
+		return false
+	}
+	if t.closed || t.conns[ic.conn] != ic {
+		ic.fr.quiet = false // the reader waits, and its read fails
+		return false
+	}
+	if ic.rc == nil {
+		if ic.rc = rawConn(ic.conn); ic.rc == nil {
+			ic.fr.parkAfter = 0
+			return false
+		}
+	}
+	t.parkSeq++
+	if err := t.poller.arm(ic.rc, t.parkSeq, ic.armed); err != nil {
+		t.log.Debug("transport: cannot park connection", "from", ic.from, "err", err)
+		ic.fr.parkAfter = 0
+		return false
+	}
+	ic.armed, ic.token = true, t.parkSeq
+	t.parked[ic.token] = ic
+	return true
+}
+
+// resume starts a reader for the parked connection named by tok, which
+// has data (or was closed by its peer). A token no longer parked, its
+// connection ended by the sweep or by Close, is ignored.
+func (t *TCP) resume(tok uint64) {
+	t.mu.Lock()
+	ic := t.parked[tok]
+	if ic == nil || t.closed {
+		t.mu.Unlock()
+		return
+	}
+	delete(t.parked, tok)
+	ic.token = 0
+	t.wg.Add(1)
+	t.mu.Unlock()
+	go t.receive(ic)
+}
+
+// takeParked empties the parked set, under t.mu, and returns what it held:
+// connections without a reader, which the caller ends with parkedEnded.
+func (t *TCP) takeParked() []*inConn {
+	var ics []*inConn
+	for tok, ic := range t.parked {
+		delete(t.parked, tok)
+		ic.token = 0
+		ics = append(ics, ic)
+	}
+	return ics
+}
+
+// parkedEnded ends a connection taken out of the parked set, as its
+// reader would have.
+func (t *TCP) parkedEnded(ic *inConn) {
+	t.endConn(ic)
+	if h := t.cfg.hooks.readerDone; h != nil {
+		h(ic.from)
+	}
+}
+
+// poll runs the poller until Close. Should it fail, parking stops and
+// every parked connection gets its reader back.
+func (t *TCP) poll() {
+	err := t.poller.run(t.resume)
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return
+	}
+	parked := t.takeParked()
+	t.parked = nil // park sees no poller from now on
+	t.wg.Add(len(parked))
+	t.mu.Unlock()
+	t.log.Error("transport: poller failed; idle connections keep their readers", "err", err)
+	for _, ic := range parked {
+		ic.fr.parkAfter = 0
+		go t.receive(ic)
 	}
 }
 

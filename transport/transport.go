@@ -8,7 +8,9 @@
 //
 //   - [TCP], for real networks: length-prefixed frames over TCP connections,
 //     a bounded queue per destination, drained by a goroutine only while it
-//     holds frames, connections a node can release between exchanges
+//     holds frames, a reader per inbound connection only while it is busy
+//     (on Linux, quiet connections park in one epoll set per transport:
+//     [WithParkAfter]), connections a node can release between exchanges
 //     ([Releaser]), a handshake that names the dialer's listening address,
 //     a handshake deadline, an idle timeout, and a frame size limit checked
 //     before any allocation.
@@ -55,8 +57,8 @@ type Transport interface {
 // destination open between sends, such as [TCP]. A node calls Release for
 // a destination it exchanges only the odd request or reply with, as a peer
 // with a seed: the connection then costs nothing between exchanges, where
-// an open one would cost a goroutine and a socket at each end for as long
-// as the transport's idle timeout. Frames sent after Release are delivered
+// an open one would cost a socket at each end, and a goroutine where
+// connections do not park, for as long as the transport's idle timeout. Frames sent after Release are delivered
 // as usual, over a new connection.
 type Releaser interface {
 	// Release closes the connection to addr once every frame queued for
