@@ -23,6 +23,7 @@ import (
 type idleFigures struct {
 	nodes      int
 	heap       float64 // HeapInuse bytes per node
+	live       float64 // HeapAlloc bytes per node: the live objects
 	stack      float64 // StackInuse bytes per node
 	goroutines float64 // goroutines per node
 	links      int     // mutual neighbour links
@@ -31,8 +32,8 @@ type idleFigures struct {
 func (f idleFigures) bytes() float64 { return f.heap + f.stack }
 
 func (f idleFigures) String() string {
-	return fmt.Sprintf("%d nodes, %d links: %.0f bytes/node (heap %.0f, stacks %.0f), %.1f goroutines/node",
-		f.nodes, f.links, f.bytes(), f.heap, f.stack, f.goroutines)
+	return fmt.Sprintf("%d nodes, %d links: %.0f bytes/node (heap %.0f, of it live %.0f; stacks %.0f), %.1f goroutines/node",
+		f.nodes, f.links, f.bytes(), f.heap, f.live, f.stack, f.goroutines)
 }
 
 // idleOverlay is seeds and peers over real TCP on 127.0.0.1, formed and
@@ -228,7 +229,7 @@ func (o *idleOverlay) waitParked(tb testing.TB, want int, timeout time.Duration)
 }
 
 type memSample struct {
-	heap, stack uint64
+	heap, live, stack uint64
 	goroutines  int
 }
 
@@ -236,7 +237,7 @@ func sampleMem() memSample {
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return memSample{heap: m.HeapInuse, stack: m.StackInuse, goroutines: runtime.NumGoroutine()}
+	return memSample{heap: m.HeapInuse, live: m.HeapAlloc, stack: m.StackInuse, goroutines: runtime.NumGoroutine()}
 }
 
 func (s memSample) per(base memSample, nodes, links int) idleFigures {
@@ -245,6 +246,7 @@ func (s memSample) per(base memSample, nodes, links int) idleFigures {
 		nodes:      nodes,
 		links:      links,
 		heap:       (float64(s.heap) - float64(base.heap)) / n,
+		live:       (float64(s.live) - float64(base.live)) / n,
 		stack:      (float64(s.stack) - float64(base.stack)) / n,
 		goroutines: float64(s.goroutines-base.goroutines) / n,
 	}
@@ -299,6 +301,7 @@ func BenchmarkIdlePeerMemory(b *testing.B) {
 	f := s.per(base, idleSeeds+idlePeers, links)
 	b.ReportMetric(f.bytes(), "bytes/peer")
 	b.ReportMetric(f.heap, "heap-bytes/peer")
+	b.ReportMetric(f.live, "live-heap-bytes/peer")
 	b.ReportMetric(f.stack, "stack-bytes/peer")
 	b.ReportMetric(f.goroutines, "goroutines/peer")
 	b.ReportMetric(float64(links), "links")

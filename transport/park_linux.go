@@ -16,7 +16,7 @@ import (
 type poller struct {
 	f   *os.File
 	rc  syscall.RawConn
-	evs [64]syscall.EpollEvent
+	evs [16]syscall.EpollEvent
 	err error
 }
 
