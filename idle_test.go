@@ -230,7 +230,7 @@ func (o *idleOverlay) waitParked(tb testing.TB, want int, timeout time.Duration)
 
 type memSample struct {
 	heap, live, stack uint64
-	goroutines  int
+	goroutines        int
 }
 
 func sampleMem() memSample {
