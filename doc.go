@@ -73,18 +73,21 @@
 //
 // # Memory
 //
-// An idle peer costs, over TCP, one goroutine per neighbour that sends to
-// it (its connection's reader), its protocol loop (the goroutine that
-// calls Run) and the transport's accept loop. Writers and the event
-// dispatcher run only while they have work, and a node releases its
-// connections to the other kind of node ([transport.Releaser]) after
-// each exchange, so a seed holds no connection to the peers it lists. A
-// reader that waits keeps the runtime's 2 KiB minimum stack only if it
-// started with it: by default the runtime starts goroutines with the
-// average stack seen at its last collection, often 4 KiB or more while a
-// busy process starts them, and then keeps them at that size. A program
-// that hosts many nodes can run with GODEBUG=adaptivestackstart=0 to keep
-// every reader at 2 KiB (the README's performance section has the figures).
+// An idle peer costs, over TCP on Linux, three goroutines: its protocol
+// loop (the goroutine that calls Run), the transport's accept loop and the
+// transport's poller, which waits for data on every quiet inbound
+// connection at once (see [transport.WithParkAfter]); a connection's
+// reader runs only while frames come more often than about two a second.
+// On other systems each neighbour that sends to the peer keeps a reader
+// goroutine. Writers and the event dispatcher run only while they have
+// work, and a node releases its connections to the other kind of node
+// ([transport.Releaser]) after each exchange, so a seed holds no
+// connection to the peers it lists. The runtime keeps the stacks of
+// recently ended goroutines for reuse, and by default starts goroutines
+// with the average stack seen at its last collection, often 4 KiB or more
+// while a busy process starts them; a program that hosts many nodes can
+// run with GODEBUG=adaptivestackstart=0 to start them at 2 KiB (the
+// README's performance section has the figures).
 //
 // # Wire compatibility
 //
