@@ -32,3 +32,6 @@ func HelloFrame(addr string) []byte { return appendFrame(nil, helloPayload(addr)
 
 // Frame returns the wire bytes of frame.
 func Frame(frame []byte) []byte { return appendFrame(nil, frame) }
+
+// Parks reports whether tr parks quiet connections: it has a poller.
+func Parks(tr *TCP) bool { return tr.poller != nil }

@@ -120,9 +120,16 @@ func TestTCPCloseWithParked(t *testing.T) {
 	}
 }
 
-// TestTCPParkOff: with WithParkAfter(0) no connection parks.
+// TestTCPParkOff: with WithParkAfter(0) a transport has no poller and no
+// connection parks; by default, on Linux, it has one.
 func TestTCPParkOff(t *testing.T) {
 	a, b := listen(t), listen(t, transport.WithParkAfter(0))
+	if transport.Parks(b) {
+		t.Fatal("WithParkAfter(0): the transport has a poller")
+	}
+	if want := runtime.GOOS == "linux"; transport.Parks(a) != want {
+		t.Fatalf("default: parks = %v, want %v", transport.Parks(a), want)
+	}
 	for i := range 3 {
 		if err := a.Send(context.Background(), b.Addr(), []byte{byte(i)}); err != nil {
 			t.Fatal(err)

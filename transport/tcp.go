@@ -185,16 +185,17 @@ func WithIdleTimeout(d time.Duration) TCPOption {
 }
 
 // WithParkAfter sets how quiet an inbound connection must be to give up
-// its reader goroutine (default 1s; 0: never). Once a wait for a frame on
-// a connection has lasted d, the next time the connection runs out of
-// frames its reader ends, and one goroutine per transport waits for all
-// such parked connections, starting a reader again as soon as one of them
-// has data. A node's idle links thus cost it a file descriptor and a few
-// hundred bytes each, not a goroutine and its stack; a busy link, whose
-// frames come less than d apart, keeps its reader and pays nothing. A
-// frame that ends a park waits for a goroutine to start: a few
-// microseconds. Parking needs Linux (epoll); elsewhere every inbound
-// connection keeps its reader, whatever d.
+// its reader goroutine (default 1s; 0: never). A connection that waited
+// for a frame fewer than two times per d, over a window at least d long,
+// is quiet: the next time it runs out of frames its reader ends, and one
+// goroutine per transport waits for all such parked connections, starting
+// a reader again as soon as one of them has data. A node's idle links
+// thus cost it a file descriptor and a few hundred bytes each, not a
+// goroutine and its stack. A busy link keeps its reader and pays nothing;
+// one that turns busy is busy again after 8 quick waits. A frame that
+// ends a park waits for a goroutine to start: a few microseconds. Parking
+// needs Linux (epoll); elsewhere every inbound connection keeps its
+// reader, whatever d.
 func WithParkAfter(d time.Duration) TCPOption {
 	return func(c *tcpConfig) error {
 		if d < 0 {
