@@ -546,13 +546,17 @@ func TestLazyGraftPushesQueued(t *testing.T) {
 	wantSent(t, s, "nothing left to announce")
 }
 
-// The eager links go to the best connected of the peers a round of dials
-// picks: the tree they start is shallower.
-func TestEagerLinksGoToBestConnected(t *testing.T) {
+// The eager links go to the shallowest in the tree of the peers a round of
+// dials picks, by the level the seeds list for them (unknown last), the
+// best connected on a tie: the tree they start is shallower. The link that
+// pushes both ways hangs the peer one level under the peer it dialed, by
+// the level its connect-ack carries, and the peer reports that level to
+// its seeds with its degree.
+func TestEagerLinksGoToShallowest(t *testing.T) {
 	s := newPeerState(testConfig(t, WithLazyPush(50*time.Millisecond, time.Second), WithEagerLinks(2), WithMinDegree(4)),
 		"p:1", []string{"s1", "s2", "s3"}, new(peerCounters), newReputation(testConfig(t)))
 	s.start(t0)
-	list := []wirePeer{{Addr: "a", Degree: 1}, {Addr: "b", Degree: 9}, {Addr: "c", Degree: 5}, {Addr: "d", Degree: 2}}
+	list := []wirePeer{{Addr: "a", Degree: 1, Level: 2}, {Addr: "b", Degree: 9}, {Addr: "c", Degree: 5, Level: 3}, {Addr: "d", Degree: 2, Level: 2}}
 	for _, sd := range s.seeds[:2] {
 		s.receive(sd, &wireMsg{K: kindRegisterAck, Peers: list}, t0)
 	}
@@ -567,8 +571,72 @@ func TestEagerLinksGoToBestConnected(t *testing.T) {
 	if len(order) != 4 {
 		t.Fatalf("dialed %v, want all 4", order)
 	}
-	if modes["b"] != linkEager || modes["c"] != linkPushIn || modes["a"] != 0 || modes["d"] != 0 {
-		t.Errorf("link modes %v; want b (degree 9) eager both ways, c (5) pushing in, a and d lazy", modes)
+	if modes["d"] != linkEager || modes["a"] != linkPushIn || modes["c"] != 0 || modes["b"] != 0 {
+		t.Errorf("link modes %v; want d (level 2, degree 2) eager both ways, a (level 2, degree 1) pushing in, c (level 3) and b (unknown) lazy", modes)
+	}
+	if s.level != 0 {
+		t.Fatalf("level %d before any link; want 0 (unknown)", s.level)
+	}
+	sent(&s.fx)
+	ack := linkAt(kindConnectAck, "d", "p:1", t0, s.dialing["d"].nonce)
+	ack.Link, ack.Hops = linkEager, 2
+	s.receive("d", ack, t0)
+	if s.level != 3 {
+		t.Errorf("level %d after the eager link to a level-2 peer; want 3", s.level)
+	}
+	reports := 0
+	for _, o := range s.fx.sends {
+		if o.msg.K == kindDegree {
+			reports++
+			if o.msg.Hops != 3 || o.msg.Degree != 1 {
+				t.Errorf("degree report to %s: degree %d, level %d; want 1, 3", o.to, o.msg.Degree, o.msg.Hops)
+			}
+		}
+	}
+	if reports != 2 {
+		t.Errorf("%d degree reports; want one per registered seed (2)", reports)
+	}
+	// Links that do not push both ways leave the level as it is.
+	sent(&s.fx)
+	ack = linkAt(kindConnectAck, "a", "p:1", t0, s.dialing["a"].nonce)
+	ack.Link, ack.Hops = linkPushOut, 1
+	s.receive("a", ack, t0)
+	if s.level != 3 {
+		t.Errorf("level %d after a link pushing in only; want 3 still", s.level)
+	}
+	// An inbound connect is answered with this peer's level.
+	sent(&s.fx)
+	s.receive("q", link(kindConnect, "q", "p:1"), t0)
+	if ack := ackTo(t, s, "q"); ack.Hops != 3 {
+		t.Errorf("connect-ack carries level %d; want 3", ack.Hops)
+	}
+}
+
+// A lazy-push peer that joins with no one to dial is a root of the tree
+// (level 1) and tells its seeds; a flooding peer keeps level 0.
+func TestTreeRoot(t *testing.T) {
+	for _, lazy := range []bool{true, false} {
+		var opts []Option
+		if lazy {
+			opts = append(opts, WithLazyPush(50*time.Millisecond, time.Second))
+		}
+		s := newPeerState(testConfig(t, opts...), "p:1", []string{"s1", "s2", "s3"}, new(peerCounters), newReputation(testConfig(t)))
+		s.start(t0)
+		for _, sd := range s.seeds[:2] {
+			s.receive(sd, &wireMsg{K: kindRegisterAck}, t0)
+		}
+		want := 0
+		if lazy {
+			want = 1
+		}
+		if s.level != want {
+			t.Errorf("lazy %v: level %d; want %d", lazy, s.level, want)
+		}
+		for _, o := range s.fx.sends {
+			if o.msg.K == kindDegree && o.msg.Hops != want {
+				t.Errorf("lazy %v: degree report with level %d; want %d", lazy, o.msg.Hops, want)
+			}
+		}
 	}
 }
 

@@ -89,6 +89,27 @@ type neighbor struct {
 	announced    bool   // lazy push: an announcement has been sent to it (the first goes at once)
 }
 
+// knownPeer is what the seeds' lists say of a candidate peer.
+type knownPeer struct {
+	degree int32 // its degree, as it reported it
+	level  int32 // its level in the eager tree (lazy push; 0: unknown)
+}
+
+// maxLevel bounds the tree levels peers report.
+const maxLevel = 255
+
+// clampLevel keeps a reported tree level in [0, maxLevel].
+func clampLevel(l int) int { return min(max(l, 0), maxLevel) }
+
+// levelRank orders tree levels for the choice of an eager link: the
+// shallowest first, unknown last.
+func levelRank(l int) int {
+	if l == 0 {
+		return maxLevel + 1
+	}
+	return l
+}
+
 // missing is a message this peer heard of (lazy push) but has not received.
 // maxRequestTries bounds the grafts (or wants) sent for one missing message.
 const maxRequestTries = 3
@@ -145,7 +166,8 @@ type peerState struct {
 	retryAt time.Time // zero unless a failed round waits to retry
 	backoff time.Duration
 
-	known   map[string]int // candidate peers → degree reported by the seeds
+	known   map[string]knownPeer // candidate peers, as the seeds list them
+	level   int                  // lazy push: this peer's level in the eager tree (0: unknown)
 	nbrs    map[string]*neighbor
 	dialing map[string]dial // connect requests in flight
 	// linkStamps holds, per address, the newest proven connect it sent
@@ -211,7 +233,7 @@ func newPeerState(cfg *config, self string, seeds []string, ctr *peerCounters, r
 		ctr:        ctr,
 		need:       len(seeds)/2 + 1,
 		links:      make(map[string]*seedLink, len(seeds)),
-		known:      make(map[string]int),
+		known:      make(map[string]knownPeer),
 		nbrs:       make(map[string]*neighbor),
 		dialing:    make(map[string]dial),
 		linkStamps: make(map[string]linkStamp),
@@ -315,7 +337,7 @@ const solveBudget = 30 * time.Second
 // peer's key over the two addresses and a timestamp, so that the receiver
 // knows it talks to the holder of the key the seeds list for this address.
 func (s *peerState) linkMsg(k kind, to string, nonce []byte, now time.Time) *wireMsg {
-	m := &wireMsg{K: k, Stamp: now.UnixNano()}
+	m := &wireMsg{K: k, Stamp: now.UnixNano(), Hops: s.level}
 	if s.cfg.signing {
 		m.Key, m.Nonce = s.pub, nonce
 		m.Sig = ed25519.Sign(s.cfg.identity, linkBytes(k, s.self, to, m.Stamp, nonce))
@@ -399,7 +421,7 @@ func (s *peerState) refreshKeys(now time.Time) {
 }
 
 func (s *peerState) registerMsg() *wireMsg {
-	return &wireMsg{K: kindRegister, Degree: s.degree(), Key: s.pub}
+	return &wireMsg{K: kindRegister, Degree: s.degree(), Hops: s.level, Key: s.pub}
 }
 
 func (s *peerState) registeredSeeds() []string {
@@ -506,7 +528,7 @@ func (s *peerState) receive(from string, m *wireMsg, now time.Time) {
 		}
 	case kindConnectAck:
 		if s.linkProven(from, m, now) {
-			s.onConnectAck(from, m.Link&linkEager, now)
+			s.onConnectAck(from, m.Link&linkEager, m.Hops, now)
 		}
 	case kindConnectReject:
 		if _, ok := s.dialing[from]; ok {
@@ -587,7 +609,9 @@ func (s *peerState) mergePeers(seed string, peers []wirePeer, now time.Time) {
 		if p.Addr == "" || p.Addr == s.self || s.isSeed(p.Addr) {
 			continue
 		}
-		s.known[p.Addr] = p.Degree
+		// 8 bytes an entry, as when only the degree was kept: a peer
+		// knows up to every registered peer.
+		s.known[p.Addr] = knownPeer{degree: int32(min(p.Degree, math.MaxInt32)), level: int32(clampLevel(p.Level))}
 		if len(p.Key) == ed25519.PublicKeySize {
 			if len(s.keys) >= maxTracked {
 				clear(s.keys)
@@ -613,6 +637,11 @@ func (s *peerState) fill(now time.Time) {
 		return
 	}
 	cands := s.candidates(now)
+	if s.startsLazy() && len(cands) == 0 && len(s.nbrs) == 0 && len(s.dialing) == 0 && s.level == 0 {
+		// No one to hang from: this peer is a root of the tree.
+		s.level = 1
+		s.reportDegree()
+	}
 	// Eclipse resistance: outbound links (and dials) per address group
 	// are capped, and groups with none yet are preferred, so that one
 	// group cannot take the links this peer chooses itself. A network of
@@ -650,9 +679,19 @@ func (s *peerState) fill(now time.Time) {
 		cands = slices.Delete(cands, i, i+1)
 	}
 	if s.startsLazy() {
-		// The eager links go to the best connected of the peers picked,
-		// which keeps the tree they start shallow.
-		slices.SortStableFunc(picks, func(a, b string) int { return cmp.Compare(s.known[b], s.known[a]) })
+		// The eager links go to the shallowest in the tree of the peers
+		// picked, by the level the seeds list (unknown last), the best
+		// connected on a tie. With the best connected alone, in the
+		// simulator at n=1000, the first message of 10 origins took 9 to
+		// 14 hops to the last peer, against 6 or fewer with the
+		// shortest path: a peer dialed hubs, but hubs that hung far
+		// from the root (2026-12-03).
+		slices.SortStableFunc(picks, func(a, b string) int {
+			if c := cmp.Compare(levelRank(int(s.known[a].level)), levelRank(int(s.known[b].level))); c != 0 {
+				return c
+			}
+			return cmp.Compare(s.known[b].degree, s.known[a].degree)
+		})
 	}
 	for _, a := range picks {
 		s.dialPeer(a, now)
@@ -668,7 +707,7 @@ func (s *peerState) candidates(now time.Time) []string {
 		_, nb := s.nbrs[a]
 		_, d := s.dialing[a]
 		until, shunned := s.shunned[a]
-		if nb || d || s.refused[a] || s.known[a] >= s.cfg.maxDegree || shunned && now.Before(until) {
+		if nb || d || s.refused[a] || int(s.known[a].degree) >= s.cfg.maxDegree || shunned && now.Before(until) {
 			continue
 		}
 		cands = append(cands, a)
@@ -738,7 +777,7 @@ func (s *peerState) pickWeighted(cands []string, prefer, allow func(string) bool
 	total := 0
 	for _, a := range cands {
 		if ok(a) {
-			total += s.known[a] + 1
+			total += int(s.known[a].degree) + 1
 		}
 	}
 	r := s.rng.IntN(total)
@@ -746,7 +785,7 @@ func (s *peerState) pickWeighted(cands []string, prefer, allow func(string) bool
 		if !ok(a) {
 			continue
 		}
-		r -= s.known[a] + 1
+		r -= int(s.known[a].degree) + 1
 		if r < 0 {
 			return i
 		}
@@ -840,12 +879,17 @@ func (s *peerState) heal(now time.Time) {
 	}
 }
 
+// reportDegree tells the seeds this peer's degree and tree level.
+func (s *peerState) reportDegree() {
+	for _, a := range s.registeredSeeds() {
+		s.fx.send(a, &wireMsg{K: kindDegree, Degree: len(s.nbrs), Hops: s.level})
+	}
+}
+
 // degreeChanged tells the seeds the new degree (they use it for
 // preferential attachment) and refreshes the published neighbour view.
 func (s *peerState) degreeChanged() {
-	for _, a := range s.registeredSeeds() {
-		s.fx.send(a, &wireMsg{K: kindDegree, Degree: len(s.nbrs)})
-	}
+	s.reportDegree()
 	v := slices.Sorted(maps.Keys(s.nbrs))
 	s.view.Store(&v)
 	links := make([]Link, len(v))
@@ -943,7 +987,7 @@ func (s *peerState) pruneLinkStamps(now time.Time) {
 
 // onConnectAck completes a dial; theirs is the acceptor's view of the link,
 // which this end takes.
-func (s *peerState) onConnectAck(from string, theirs linkMode, now time.Time) {
+func (s *peerState) onConnectAck(from string, theirs linkMode, level int, now time.Time) {
 	_, wasDialing := s.dialing[from]
 	delete(s.dialing, from)
 	if _, ok := s.nbrs[from]; ok {
@@ -954,6 +998,14 @@ func (s *peerState) onConnectAck(from string, theirs linkMode, now time.Time) {
 	if !wasDialing && (s.cfg.signing || s.degree() >= s.cfg.maxDegree) {
 		s.fx.send(from, &wireMsg{K: kindDisconnect})
 		return
+	}
+	if s.startsLazy() && theirs.flip() == linkEager {
+		// The link that pushes both ways hangs this peer in the tree,
+		// one level under the peer it dialed.
+		s.level = 0
+		if level > 0 {
+			s.level = clampLevel(level + 1)
+		}
 	}
 	s.addNeighbor(from, true, theirs.flip(), now)
 	s.sendDigest(from, now)

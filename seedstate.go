@@ -17,6 +17,7 @@ import (
 
 type seedPeer struct {
 	degree       int
+	level        int // its level in the eager tree, as it reported it (0: unknown)
 	registeredAt time.Time
 	key          []byte // its Ed25519 public key, as last registered
 }
@@ -100,7 +101,7 @@ func (s *seedState) isSeed(addr string) bool { return slices.Contains(s.others, 
 func (s *seedState) start(now time.Time) {
 	for _, p := range s.restored {
 		if p.Addr != s.self && !s.isSeed(p.Addr) && len(s.peers) < s.cfg.maxPeers {
-			s.peers[p.Addr] = &seedPeer{degree: p.Degree, registeredAt: now}
+			s.peers[p.Addr] = &seedPeer{degree: p.Degree, level: clampLevel(p.Level), registeredAt: now}
 		}
 	}
 	if len(s.restored) > 0 {
@@ -123,7 +124,7 @@ func (s *seedState) save() {
 	s.fx.save = true
 	s.fx.persist = make([]wirePeer, 0, len(s.peers))
 	for _, a := range slices.Sorted(maps.Keys(s.peers)) {
-		s.fx.persist = append(s.fx.persist, wirePeer{Addr: a, Degree: s.peers[a].degree})
+		s.fx.persist = append(s.fx.persist, wirePeer{Addr: a, Degree: s.peers[a].degree, Level: s.peers[a].level})
 	}
 }
 
@@ -151,7 +152,7 @@ func (s *seedState) receive(from string, m *wireMsg, now time.Time) {
 		s.emit(Event{Kind: EventPeerListServed, Time: now, Addr: from})
 	case kindDegree:
 		if p, ok := s.peers[from]; ok {
-			p.degree = m.Degree
+			p.degree, p.level = m.Degree, clampLevel(m.Hops)
 		}
 	case kindDeadReport:
 		if s.reporters.isBanned(from, now) {
@@ -249,7 +250,7 @@ func (s *seedState) onRegister(from string, m *wireMsg, now time.Time) {
 		s.ctr.registrations.Add(1)
 		s.emit(Event{Kind: EventPeerRegistered, Time: now, Addr: from, Peers: s.listChanged()})
 	}
-	p.degree = m.Degree
+	p.degree, p.level = m.Degree, clampLevel(m.Hops)
 	if len(m.Key) == ed25519.PublicKeySize {
 		// The latest registration wins: a restarted peer has a new key.
 		if ok && !bytes.Equal(p.key, m.Key) {
@@ -320,7 +321,7 @@ func (s *seedState) peerList(asker string) []wirePeer {
 	all := make([]wirePeer, 0, len(s.peers))
 	for _, a := range slices.Sorted(maps.Keys(s.peers)) {
 		if a != asker {
-			all = append(all, wirePeer{Addr: a, Degree: s.peers[a].degree, Key: s.peers[a].key})
+			all = append(all, wirePeer{Addr: a, Degree: s.peers[a].degree, Key: s.peers[a].key, Level: s.peers[a].level})
 		}
 	}
 	s.rng.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })

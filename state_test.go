@@ -288,6 +288,18 @@ func TestSeedRegisterAndList(t *testing.T) {
 		t.Fatalf("peer list (-want +got):\n%s", diff)
 	}
 	sent(&s.fx)
+	// Peers' tree levels (lazy push) are listed as they last reported
+	// them, at registration or with their degree.
+	s.receive("b", &wireMsg{K: kindRegister, Hops: 4}, t0)
+	s.receive("c", &wireMsg{K: kindDegree, Degree: 2, Hops: 300}, t0)
+	sent(&s.fx)
+	s.receive("d", &wireMsg{K: kindPeerListReq}, t0)
+	want = []wirePeer{{Addr: "a"}, {Addr: "b", Level: 4}, {Addr: "c", Degree: 2, Level: maxLevel}}
+	got = slices.SortedFunc(slices.Values(s.fx.sends[0].msg.Peers), func(a, b wirePeer) int { return strings.Compare(a.Addr, b.Addr) })
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("peer list with levels (-want +got):\n%s", diff)
+	}
+	sent(&s.fx)
 	s.receive("zz", &wireMsg{K: kindPeerListReq}, t0)
 	if got := sent(&s.fx); !slices.Equal(got, []string{"zz register-reject"}) {
 		t.Fatalf("unregistered asker got %v", got)

@@ -66,6 +66,7 @@ type wirePeer struct {
 	Addr   string `codec:"a" json:"a"`
 	Degree int    `codec:"d,omitempty" json:"d,omitempty"`
 	Key    []byte `codec:"k,omitempty" json:"k,omitempty"` // its Ed25519 public key
+	Level  int    `codec:"l,omitempty" json:"l,omitempty"` // its level in the eager tree (lazy push; 0: unknown)
 }
 
 // wireMsg is the one message struct of the protocol; K says which fields
