@@ -79,8 +79,9 @@
 // connection at once (see [transport.WithParkAfter]); a connection's
 // reader runs only while frames come more often than about two a second.
 // On other systems each neighbour that sends to the peer keeps a reader
-// goroutine. Writers and the event dispatcher run only while they have
-// work, and a node releases its connections to the other kind of node
+// goroutine. Writers run only while they have work and a moment after
+// ([transport.WithWriterWait], 100 ms), the event dispatcher only while
+// events wait, and a node releases its connections to the other kind of node
 // ([transport.Releaser]) after each exchange, so a seed holds no
 // connection to the peers it lists. The runtime keeps the stacks of
 // recently ended goroutines for reuse, and by default starts goroutines

@@ -8,6 +8,9 @@ type Hooks struct {
 	AfterBatch func(addr string, n int)
 	PeerClosed func(addr string)
 	WriterDone func(addr string)
+	WriterRun  func(addr string)
+	WriterWait func(addr string)
+	WriterEnd  func(addr string)
 	ReaderDone func(from string)
 	Rejected   func(remote string, err error)
 }
@@ -20,6 +23,9 @@ func WithHooks(h Hooks) TCPOption {
 			afterBatch: h.AfterBatch,
 			peerClosed: h.PeerClosed,
 			writerDone: h.WriterDone,
+			writerRun:  h.WriterRun,
+			writerWait: h.WriterWait,
+			writerEnd:  h.WriterEnd,
 			readerDone: h.ReaderDone,
 			rejected:   h.Rejected,
 		}

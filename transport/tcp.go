@@ -25,6 +25,7 @@ const (
 	defaultMaxConns         = 1024
 	defaultInboxWait        = time.Second
 	defaultParkAfter        = time.Second
+	defaultWriterWait       = 100 * time.Millisecond
 
 	// maxFrameSizeLimit is the largest accepted WithMaxFrameSize.
 	maxFrameSizeLimit = 1 << 30
@@ -51,6 +52,7 @@ type tcpConfig struct {
 	maxConnsPerIP    int
 	linger           time.Duration
 	parkAfter        time.Duration
+	writerWait       time.Duration
 	hooks            tcpHooks
 }
 
@@ -62,6 +64,9 @@ type tcpHooks struct {
 	afterBatch func(addr string, n int)       // n frames were written to addr
 	peerClosed func(addr string)              // the peer closed the conn to addr
 	writerDone func(addr string)              // the writer for addr retired (idle or failed)
+	writerRun  func(addr string)              // a writer goroutine for addr started
+	writerWait func(addr string)              // the writer for addr waits for a frame (WithWriterWait)
+	writerEnd  func(addr string)              // the writer goroutine for addr found its queue empty and ended
 	readerDone func(from string)              // the reader of a conn from from ended
 	rejected   func(remote string, err error) // an inbound conn was refused
 	inboxWait  func(from string)              // a reader waits for room in the inbox
@@ -202,6 +207,24 @@ func WithParkAfter(d time.Duration) TCPOption {
 			return fmt.Errorf("transport: park delay must not be negative, got %v", d)
 		}
 		c.parkAfter = d
+		return nil
+	}
+}
+
+// WithWriterWait sets how long the goroutine that writes to a
+// destination waits for its next frame once it has written everything
+// queued, before it ends (default 100ms; 0: it ends at once). A link that
+// carries a frame every few milliseconds keeps its writer, and with it
+// the stack the write system call grew; one that ends starts again, at a
+// small stack, for the next frame. In the load generator with flooding at
+// 500 messages a second, growing those stacks took a fifteenth of the CPU.
+// An idle link's writer ends after d, so idle links cost no goroutine.
+func WithWriterWait(d time.Duration) TCPOption {
+	return func(c *tcpConfig) error {
+		if d < 0 {
+			return fmt.Errorf("transport: writer wait must not be negative, got %v", d)
+		}
+		c.writerWait = d
 		return nil
 	}
 }
@@ -405,6 +428,7 @@ func ListenTCP(addr string, opts ...TCPOption) (*TCP, error) {
 		maxConnsPerIP:    32,
 		linger:           500 * time.Millisecond,
 		parkAfter:        defaultParkAfter,
+		writerWait:       defaultWriterWait,
 	}
 	for _, o := range opts {
 		if o == nil {
@@ -552,6 +576,10 @@ func (t *TCP) Release(addr string) {
 		w.mu.Lock()
 		if w.running {
 			w.release = true
+			if w.waiting {
+				w.waiting = false
+				w.signal()
+			}
 		} else {
 			done, w.oc = w.oc, nil
 		}
@@ -980,6 +1008,9 @@ type writer struct {
 	queue     [][]byte      // chunks of queued frames, with headers
 	queued    int           // frames in queue, at most t.cfg.queueSize
 	running   bool          // a goroutine runs run; set by enqueue, cleared by run
+	waiting   bool          // run waits for a frame on wake (see WithWriterWait)
+	wake      chan struct{} // enqueue's signal to a waiting run, capacity 1
+	timer     *time.Timer   // run's, for WithWriterWait
 	release   bool          // close oc once the queue is empty (see TCP.Release)
 	oc        *outConn      // the open connection: run's while running, else under mu
 	idleSince time.Duration // since t.epoch: when run last found the queue empty
@@ -1037,11 +1068,51 @@ func (w *writer) enqueue(frame []byte) {
 	w.queued++
 	start := !w.running
 	w.running = true
+	wake := w.waiting
+	w.waiting = false
 	w.mu.Unlock()
-	if start {
+	switch {
+	case start:
 		w.t.writing.Add(1)
 		go w.runTracked()
+		if h := w.t.cfg.hooks.writerRun; h != nil {
+			h(w.addr)
+		}
+	case wake:
+		w.signal()
 	}
+}
+
+// signal wakes run from await. The caller has cleared w.waiting under
+// w.mu; run made w.wake before it set w.waiting.
+func (w *writer) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default: // a signal is pending already
+	}
+}
+
+// await waits up to d for enqueue to signal a frame, or for the transport
+// to close, and reports whether a frame came. The caller has set
+// w.waiting under w.mu and found the queue empty.
+func (w *writer) await(d time.Duration) bool {
+	if w.timer == nil {
+		w.timer = time.NewTimer(d)
+	} else {
+		w.timer.Reset(d)
+	}
+	select {
+	case <-w.wake:
+		w.timer.Stop()
+		return true
+	case <-w.timer.C:
+	case <-w.t.ctx.Done():
+		w.timer.Stop()
+	}
+	w.mu.Lock()
+	w.waiting = false
+	w.mu.Unlock()
+	return false
 }
 
 // runTracked runs run as the writer goroutine, counted in t.writing. A go
@@ -1088,8 +1159,24 @@ type outConn struct {
 func (w *writer) run() {
 	t := w.t
 	var spare [][]byte
+	waited := false
 	for {
 		w.mu.Lock()
+		if w.queued == 0 && !waited && !w.release && t.cfg.writerWait > 0 && t.ctx.Err() == nil {
+			// Wait a little for the next frame rather than end: a busy
+			// link keeps its goroutine and the stack it grew.
+			if w.wake == nil {
+				w.wake = make(chan struct{}, 1)
+			}
+			w.waiting = true
+			w.mu.Unlock()
+			if h := t.cfg.hooks.writerWait; h != nil {
+				h(w.addr)
+			}
+			waited = !w.await(t.cfg.writerWait)
+			continue
+		}
+		waited = false
 		if w.queued == 0 {
 			w.running = false
 			// An idle writer keeps no chunk, only a short list for the
@@ -1119,6 +1206,9 @@ func (w *writer) run() {
 			// The sweep closes the connection, or, if released, forgets
 			// the writer.
 			t.wantSweep(now + t.cfg.idleTimeout)
+			if h := t.cfg.hooks.writerEnd; h != nil {
+				h(w.addr)
+			}
 			return
 		}
 		b := batch{chunks: w.queue, frames: w.queued}

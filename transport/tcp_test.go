@@ -847,3 +847,58 @@ func TestTCPCloseFlushesToReleased(t *testing.T) {
 		t.Errorf("stats %+v: want 2 dials, nothing dropped", st)
 	}
 }
+
+// TestTCPWriterWaits: a writer that has written everything queued waits
+// for the next frame (WithWriterWait) instead of ending, so the next frame
+// needs no new goroutine; Release and Close end the wait at once, and with
+// a wait of 0 every lone frame starts a writer.
+func TestTCPWriterWaits(t *testing.T) {
+	for _, d := range []time.Duration{time.Hour, 0} {
+		t.Run(fmt.Sprint(d), func(t *testing.T) {
+			runs, waits, ends := make(chan string, 8), make(chan string, 8), make(chan string, 8)
+			readers := make(chan string, 4)
+			b := listen(t, transport.WithHooks(transport.Hooks{ReaderDone: func(from string) { readers <- from }}))
+			a := listen(t, transport.WithWriterWait(d), transport.WithHooks(transport.Hooks{
+				WriterRun:  func(addr string) { runs <- addr },
+				WriterWait: func(addr string) { waits <- addr },
+				WriterEnd:  func(addr string) { ends <- addr },
+			}))
+			for i := range 3 {
+				if err := a.Send(context.Background(), b.Addr(), []byte{byte(i)}); err != nil {
+					t.Fatal(err)
+				}
+				if p := recvOne(t, b); p.Payload[0] != byte(i) {
+					t.Fatalf("frame %d: got %d", i, p.Payload[0])
+				}
+				if d > 0 {
+					wait(t, waits, "the writer to wait")
+				} else {
+					wait(t, ends, "the writer to end")
+				}
+			}
+			want := 3
+			if d > 0 {
+				want = 1
+			}
+			if got := len(runs); got != want {
+				t.Errorf("%d writer goroutines started for 3 lone frames; want %d", got, want)
+			}
+			if d > 0 {
+				// A waiting writer does not delay a release: the
+				// connection closes at once, not after the wait.
+				a.Release(b.Addr())
+				wait(t, ends, "the released writer to end")
+				if from := wait(t, readers, "reader of the released connection to end"); from != a.Addr() {
+					t.Fatalf("reader of a connection from %s ended, want %s", from, a.Addr())
+				}
+			}
+			// Close ends a waiting writer (goleak in TestMain checks).
+		})
+	}
+}
+
+func TestWithWriterWaitRejectsNegative(t *testing.T) {
+	if _, err := transport.ListenTCP("127.0.0.1:0", transport.WithWriterWait(-time.Second)); err == nil {
+		t.Fatal("negative writer wait accepted")
+	}
+}
