@@ -216,8 +216,10 @@ func WithParkAfter(d time.Duration) TCPOption {
 // queued, before it ends (default 100ms; 0: it ends at once). A link that
 // carries a frame every few milliseconds keeps its writer, and with it
 // the stack the write system call grew; one that ends starts again, at a
-// small stack, for the next frame. In the load generator with flooding at
-// 500 messages a second, growing those stacks took a fifteenth of the CPU.
+// small stack, for the next frame: growing those stacks took a fifteenth
+// of the load generator's CPU with flooding at 500 messages a second.
+// Waiting cut a lone frame's cost by about a tenth (BenchmarkTCPPairOneAtATime),
+// though not, beyond the noise, the load generator's CPU per delivery.
 // An idle link's writer ends after d, so idle links cost no goroutine.
 func WithWriterWait(d time.Duration) TCPOption {
 	return func(c *tcpConfig) error {
