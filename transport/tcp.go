@@ -1077,9 +1077,6 @@ func (w *writer) enqueue(frame []byte) {
 	case start:
 		w.t.writing.Add(1)
 		go w.runTracked()
-		if h := w.t.cfg.hooks.writerRun; h != nil {
-			h(w.addr)
-		}
 	case wake:
 		w.signal()
 	}
@@ -1122,6 +1119,9 @@ func (w *writer) await(d time.Duration) bool {
 // allocated the method value and a closure on every start.
 func (w *writer) runTracked() {
 	defer w.t.writing.Done()
+	if h := w.t.cfg.hooks.writerRun; h != nil {
+		h(w.addr) // here, not in enqueue, whose caller holds t.mu
+	}
 	w.run()
 }
 
