@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/gossip-dev/gossip/codec"
 	"github.com/gossip-dev/gossip/transport"
 )
 
@@ -333,5 +334,59 @@ func TestGracefulLeave(t *testing.T) {
 		}
 		t.Logf("%s left: removed by %v and dropped by %d neighbours within %v; no dead report in the next %v",
 			leaver, removers, len(nbrs), leaveBound, leaveWatch)
+	})
+}
+
+// TestStopHandlesReceivedFrames: frames already in a seed's inbox when its
+// context ends are handled before it stops, so a peer's leave that
+// arrived just before the seed's own stop still removes that peer. The
+// leaves are queued and the seed cancelled in one step of its loop. Without
+// the drain, the loop's select chooses at random between the cancel and
+// the next waiting leave, so the seed stops with leaves unhandled: all 10
+// runs without it failed.
+func TestStopHandlesReceivedFrames(t *testing.T) {
+	const leavers = 20
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 1, WithMessages(0))
+		c.startSeeds()
+		peers := c.startPeers(leavers, joinGap)
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		seed := c.seedsBy[c.seeds[0]]
+		if got := len(seed.Peers()); got != leavers {
+			t.Fatalf("seed lists %d peers, want %d", got, leavers)
+		}
+		// The peers vanish without a goodbye; fresh transports at their
+		// addresses then send the leaves.
+		leave, err := codec.Msgpack().Marshal(&wireMsg{V: wireVersion, K: kindLeave})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var raws []transport.Transport
+		for _, p := range peers {
+			c.crash(p)
+			raws = append(raws, c.transport(p))
+		}
+		err = seed.n.do(t.Context(), func(time.Time) {
+			for _, tr := range raws {
+				if err := tr.Send(t.Context(), c.seeds[0], leave); err != nil {
+					t.Errorf("send leave from %s: %v", tr.Addr(), err)
+				}
+			}
+			c.stop(c.seeds[0])
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if !c.runDone(c.seeds[0]) {
+			t.Fatal("seed still running after its cancel")
+		}
+		if got := seed.Peers(); len(got) != 0 {
+			t.Errorf("seed stopped still listing %d of the %d peers that left before it: %v", len(got), leavers, got)
+		}
+		if n := len(c.rec.filter(func(ev Event) bool { return ev.Kind == EventPeerRemoved && ev.Reason == "left" })); n != leavers {
+			t.Errorf("%d removals with reason left, want %d", n, leavers)
+		}
 	})
 }

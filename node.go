@@ -202,6 +202,7 @@ func (n *node) loop(ctx context.Context, d *dispatcher) error {
 		case <-ctx.Done():
 			// Leave gracefully: the sends are queued on the transport,
 			// which does not wait on the network.
+			n.drainInbox(ctx)
 			n.m.stop(time.Now())
 			_ = n.flush(context.WithoutCancel(ctx), d)
 			return nil
@@ -219,6 +220,23 @@ func (n *node) loop(ctx context.Context, d *dispatcher) error {
 		}
 		if err := n.flush(ctx, d); err != nil {
 			return err
+		}
+	}
+}
+
+// drainInbox handles the frames already waiting in the transport's inbox
+// when the node stops, so that the state it stops with (and a seed
+// persists) includes them: a peer's leave that arrived just before the
+// seed's own stop still removes that peer. Frames that arrive later are
+// not waited for.
+func (n *node) drainInbox(ctx context.Context) {
+	ch := n.tr.Packets()
+	for range len(ch) {
+		select {
+		case pkt := <-ch:
+			n.handle(ctx, pkt)
+		default:
+			return
 		}
 	}
 }

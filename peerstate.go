@@ -1904,8 +1904,12 @@ func (s *peerState) stop(now time.Time) {
 	if s.stopped {
 		return
 	}
-	for _, a := range s.registeredSeeds() {
-		s.fx.send(a, &wireMsg{K: kindLeave})
+	// A seed still answering a registration (a refresh, or a retry after
+	// another seed went away) may accept it: tell it too.
+	for _, a := range s.seeds {
+		if st := s.links[a].state; st == seedRegistered || st == seedPending {
+			s.fx.send(a, &wireMsg{K: kindLeave})
+		}
 	}
 	for _, a := range s.neighborsSorted() {
 		s.fx.send(a, &wireMsg{K: kindLeave})

@@ -829,13 +829,19 @@ func TestSilenceCheckNeedsSeveralOrigins(t *testing.T) {
 }
 
 // TestPeerStopTellsEveryone: a stopping peer tells its registered seeds,
+// a seed whose answer to a registration it still awaits (it may accept it),
 // its neighbours and the peers it is still dialing (one may have accepted
-// the link already).
+// the link already). The third seed, never asked, is not told.
 func TestPeerStopTellsEveryone(t *testing.T) {
 	s := joinedPeer(t, []string{"a", "b"})
 	s.receive(s.seeds[0], &wireMsg{K: kindPeerList, Peers: []wirePeer{{Addr: "c"}}}, t0)
 	if _, ok := s.dialing["c"]; !ok {
 		t.Fatal("did not dial c")
+	}
+	// The second seed forgot this peer (a restart): it registers again.
+	s.receive(s.seeds[1], &wireMsg{K: kindRegisterReject, Reason: "not registered"}, t0)
+	if st := s.links[s.seeds[1]].state; st != seedPending {
+		t.Fatalf("seed %s is in state %d after forgetting the peer, want pending", s.seeds[1], st)
 	}
 	sent(&s.fx)
 	s.stop(t0)

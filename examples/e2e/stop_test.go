@@ -17,8 +17,8 @@ var orderSeed = flag.Uint64("e2e.order-seed", 0, "seed of TestGracefulStopAnyOrd
 // TestGracefulStopAnyOrder stops every process of a network of 3 seeds and
 // 5 peers with SIGINT, one after the other in a random order, and checks
 // that each exits cleanly with status 0, that a peer that leaves is
-// removed as "left" by its seeds still running, and that nobody is removed
-// as dead.
+// removed as "left" by its seeds still running (before the next process
+// stops), and that nobody is removed as dead.
 func TestGracefulStopAnyOrder(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts 8 processes")
@@ -52,6 +52,12 @@ func TestGracefulStopAnyOrder(t *testing.T) {
 		}
 		t.Logf("%s %s exited %d after %v", n.role, n.addr, code, time.Since(start).Round(time.Millisecond))
 		stoppedAt[n.addr] = i
+		if n.role == "peer" {
+			// Its leave is on the wire when it exits; give its seeds still
+			// running the time to handle it before the next stop, which
+			// may be theirs.
+			waitLeft(t, n, c.seeds, stoppedAt)
+		}
 	}
 	checkNoCrash(t, c.all...)
 
@@ -84,4 +90,27 @@ func TestGracefulStopAnyOrder(t *testing.T) {
 			}
 		}
 	}
+}
+
+// waitLeft waits until every seed that peer n registered with, and that is
+// not stopped yet, has removed n as "left".
+func waitLeft(t *testing.T, n *node, seeds []*node, stoppedAt map[string]int) {
+	t.Helper()
+	p := readPeer(n.file())
+	var running []*node
+	for _, s := range seeds {
+		_, stopped := stoppedAt[s.addr]
+		if !stopped && (slices.Contains(p.seeds, s.addr) || slices.Contains(p.registered, s.addr)) {
+			running = append(running, s)
+		}
+	}
+	waitFor(t, "seeds of "+n.addr+" removing it as left", func() (bool, string, error) {
+		var missing []string
+		for _, s := range running {
+			if !slices.Contains(readSeed(s.file()).removed[n.addr], "left") {
+				missing = append(missing, s.addr)
+			}
+		}
+		return len(missing) == 0, strings.Join(missing, " "), nil
+	})
 }
