@@ -63,7 +63,9 @@ func NewSeed(tr transport.Transport, seeds []string, opts ...Option) (*Seed, err
 }
 
 // Run serves until ctx is done and then returns nil, after every goroutine
-// it started has ended and every queued event was delivered. It returns
+// it started has ended and every queued event was delivered. The frames
+// already received when ctx ends are handled first, so a peer that left
+// just before is not kept in the list the seed stops (and persists) with. It returns
 // ErrAlreadyRunning if called more than once. Stopping is cancelling ctx;
 // it is therefore idempotent.
 func (s *Seed) Run(ctx context.Context) error { return s.n.run(ctx) }
