@@ -673,3 +673,55 @@ func TestFlushGrid(t *testing.T) {
 		t.Errorf("50 peers have %d distinct flush phases spanning %v; want them spread over the %v interval", len(phases), time.Duration(hi-lo), interval)
 	}
 }
+
+// Two messages of one origin pulled within two graft timeouts, while other
+// messages are pushed: the tree does not reach this peer for that origin,
+// and the neighbour that answered the second pull is grafted. Pulls of two
+// different origins are random losses, and leave the links as they are.
+func TestLazyGraftsOriginPulledTwice(t *testing.T) {
+	msg := func(origin string, seq uint64) *wireMsg {
+		return &wireMsg{K: kindGossip, Origin: origin, Seq: seq, Stamp: t0.UnixNano(), Hops: 1, Payload: fmt.Appendf(nil, "%s%d", origin, seq)}
+	}
+	grafts := func(s *peerState) []string {
+		var out []string
+		for _, x := range sent(&s.fx) {
+			if strings.HasSuffix(x, " graft") || strings.HasSuffix(x, " want") {
+				out = append(out, x)
+			}
+		}
+		return out
+	}
+	for _, second := range []string{"y", "z"} {
+		t.Run("then "+second, func(t *testing.T) {
+			s := joinedPeer(t, []string{"a", "b", "c", "o"}, WithLazyPush(50*time.Millisecond, time.Second), WithEagerLinks(0), WithSignatures(false))
+			s.nbrs["b"].prunedIn, s.nbrs["c"].prunedIn = true, true
+			at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+			s.receive("a", msg("x", 1), at(0))
+			sent(&s.fx)
+
+			pull := func(m *wireMsg, ms int) []string {
+				s.receive("b", &wireMsg{K: kindIHave, IDs: []uint64{uint64(m.id())}, IDHops: []byte{1}}, at(ms))
+				s.tick(at(ms + 1000))
+				asked := grafts(s)
+				s.receive("b", m, at(ms+1010))
+				return append(asked, grafts(s)...)
+			}
+			if got := pull(msg("y", 1), 0); !slices.Equal(got, []string{"b want"}) {
+				t.Fatalf("first loss: sent %q, want a want to b", got)
+			}
+			s.receive("a", msg("x", 2), at(1100))
+			s.receive("a", msg("x", 3), at(1150))
+			got := pull(msg(second, 2), 1200)
+			want := []string{"b want"}
+			if second == "y" {
+				want = append(want, "b graft")
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("second loss, of origin %s: sent %q, want %q", second, got, want)
+			}
+			if pruned := s.nbrs["b"].prunedIn; pruned != (second != "y") {
+				t.Errorf("b's link pruned: %v after the second pull", pruned)
+			}
+		})
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -211,7 +212,11 @@ type peerState struct {
 	flushPhase int64
 	lastPushAt time.Time // when a link pushing to it last brought a new message
 	lastPullAt time.Time // when it last requested missing messages
-	gapUntil   time.Time // lazy push: until then, missing messages are pulled sooner (expectGap)
+	pullMark   uint64    // ctr.delivered then
+	// pulledAt holds, for the origins of messages this peer pulled
+	// lately, when the last one came (at most maxPulledOrigins).
+	pulledAt map[string]time.Time
+	gapUntil time.Time // lazy push: until then, missing messages are pulled sooner (expectGap)
 
 	nextGossip, nextLiveness, nextMaintain, nextRefresh time.Time
 	stopped                                             bool
@@ -1050,7 +1055,9 @@ func (s *peerState) onGossip(from string, m *wireMsg, now time.Time) {
 	s.seen.add(id, now)
 	nb.firstOrigin, nb.firstAt = m.Origin, now
 	switch {
-	case !s.cfg.lazy || requested:
+	case !s.cfg.lazy:
+	case requested:
+		s.notePulled(from, nb, m.Origin, now)
 	case !nb.prunedIn:
 		s.lastPushAt = now
 	case from != m.Origin:
@@ -1435,13 +1442,18 @@ func (s *peerState) tickMissing(now time.Time) {
 	// pulled with a want, which leaves the links as they are. A graft,
 	// which also makes the link push from then on, would give this peer a
 	// second parent, and the duplicates of the next message a round of
-	// prunes. Misses that recur (no push between two pulls, or pulls close
-	// together: a tree that does not reach this peer for some origins) are
-	// grafted.
+	// prunes. Misses that recur are grafted: no push between two pulls, or
+	// two pulls within two graft timeouts with at most the first pulled
+	// message and one other delivered between them. A tree that misses
+	// this peer for one origin among others that still reach it is found
+	// when the message comes (notePulled). Two pulls within the window
+	// whatever came between, as before 2026-12-03, grafted at nearly
+	// every loss once several origins broadcast: 1.31-1.34 payloads per
+	// delivery with 10 origins at 5 % loss (n=1000), against 1.21-1.24.
 	k := kindWant
 	window := 2 * s.cfg.graftTimeout
 	if s.cfg.lazy && (s.lastPushAt.IsZero() || !s.lastPushAt.After(s.lastPullAt) ||
-		!s.lastPullAt.IsZero() && now.Sub(s.lastPullAt) < window) {
+		!s.lastPullAt.IsZero() && now.Sub(s.lastPullAt) < window && s.ctr.delivered.Load()-s.pullMark <= 2) {
 		k = kindGraft
 	}
 	for id, ms := range s.missing {
@@ -1475,7 +1487,7 @@ func (s *peerState) tickMissing(now time.Time) {
 	}
 	s.missingDue = due
 	if len(grafts) > 0 {
-		s.lastPullAt = now
+		s.lastPullAt, s.pullMark = now, s.ctr.delivered.Load()
 	}
 	for _, a := range slices.Sorted(maps.Keys(grafts)) {
 		ids := grafts[a]
@@ -1485,6 +1497,49 @@ func (s *peerState) tickMissing(now time.Time) {
 			s.fx.send(a, &wireMsg{K: k, IDs: ids[:n]})
 			ids = ids[n:]
 		}
+	}
+}
+
+// maxPulledOrigins bounds peerState.pulledAt.
+const maxPulledOrigins = 64
+
+// notePulled records that a message of origin came to this peer pulled
+// from neighbour from. Two pulls of one origin's messages within two graft
+// timeouts are a tree that does not reach this peer for that origin, not
+// random losses: from is grafted, to push from then on. Counting the pulls
+// of all origins together grafted a link at nearly every loss once several
+// origins broadcast, and each graft a second parent.
+func (s *peerState) notePulled(from string, nb *neighbor, origin string, now time.Time) {
+	window := 2 * s.cfg.graftTimeout
+	last, ok := s.pulledAt[origin]
+	if ok && now.Sub(last) < window && nb.prunedIn {
+		nb.prunedIn = false
+		s.fx.send(from, &wireMsg{K: kindGraft})
+	}
+	if !ok && len(s.pulledAt) >= maxPulledOrigins {
+		if s.expirePulled(now); len(s.pulledAt) >= maxPulledOrigins {
+			return
+		}
+	}
+	if s.pulledAt == nil {
+		s.pulledAt = make(map[string]time.Time)
+	}
+	if !ok {
+		origin = strings.Clone(origin) // it may point into the frame
+	}
+	s.pulledAt[origin] = now
+}
+
+// expirePulled forgets the pulls older than notePulled looks back, and
+// the map once empty.
+func (s *peerState) expirePulled(now time.Time) {
+	for o, at := range s.pulledAt {
+		if now.Sub(at) >= 2*s.cfg.graftTimeout {
+			delete(s.pulledAt, o)
+		}
+	}
+	if len(s.pulledAt) == 0 {
+		s.pulledAt = nil
 	}
 }
 
@@ -1574,6 +1629,7 @@ func (s *peerState) tick(now time.Time) {
 		s.checkLiveness(now)
 		s.seen.expire(now)
 		s.cache.expire(now)
+		s.expirePulled(now)
 		if s.cfg.livenessRetry > 0 {
 			s.nextRetry = now.Add(s.cfg.livenessRetry)
 		}
