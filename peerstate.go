@@ -212,7 +212,7 @@ type peerState struct {
 	flushPhase int64
 	lastPushAt time.Time // when a link pushing to it last brought a new message
 	lastPullAt time.Time // when it last requested missing messages
-	pullMark   uint64    // ctr.delivered then
+	pullMark   uint64    // ctr.delivered at lastPullAt
 	// pulledAt holds, for the origins of messages this peer pulled
 	// lately, when the last one came (at most maxPulledOrigins).
 	pulledAt map[string]time.Time
@@ -1451,9 +1451,8 @@ func (s *peerState) tickMissing(now time.Time) {
 	// every loss once several origins broadcast: 1.31-1.34 payloads per
 	// delivery with 10 origins at 5 % loss (n=1000), against 1.21-1.24.
 	k := kindWant
-	window := 2 * s.cfg.graftTimeout
 	if s.cfg.lazy && (s.lastPushAt.IsZero() || !s.lastPushAt.After(s.lastPullAt) ||
-		!s.lastPullAt.IsZero() && now.Sub(s.lastPullAt) < window && s.ctr.delivered.Load()-s.pullMark <= 2) {
+		!s.lastPullAt.IsZero() && now.Sub(s.lastPullAt) < s.pullWindow() && s.ctr.delivered.Load()-s.pullMark <= maxRecurGap) {
 		k = kindGraft
 	}
 	for id, ms := range s.missing {
@@ -1503,6 +1502,15 @@ func (s *peerState) tickMissing(now time.Time) {
 // maxPulledOrigins bounds peerState.pulledAt.
 const maxPulledOrigins = 64
 
+// maxRecurGap is how many messages at most (the one pulled first among
+// them) may be delivered between two pulls within pullWindow for the
+// second to be a recurring miss, grafted at once (see tickMissing).
+const maxRecurGap = 2
+
+// pullWindow is how far back two pulls make a recurring miss: two graft
+// timeouts.
+func (s *peerState) pullWindow() time.Duration { return 2 * s.cfg.graftTimeout }
+
 // notePulled records that a message of origin came to this peer pulled
 // from neighbour from. Two pulls of one origin's messages within two graft
 // timeouts are a tree that does not reach this peer for that origin, not
@@ -1510,9 +1518,8 @@ const maxPulledOrigins = 64
 // of all origins together grafted a link at nearly every loss once several
 // origins broadcast, and each graft a second parent.
 func (s *peerState) notePulled(from string, nb *neighbor, origin string, now time.Time) {
-	window := 2 * s.cfg.graftTimeout
 	last, ok := s.pulledAt[origin]
-	if ok && now.Sub(last) < window && nb.prunedIn {
+	if ok && now.Sub(last) < s.pullWindow() && nb.prunedIn {
 		nb.prunedIn = false
 		s.fx.send(from, &wireMsg{K: kindGraft})
 	}
@@ -1534,7 +1541,7 @@ func (s *peerState) notePulled(from string, nb *neighbor, origin string, now tim
 // the map once empty.
 func (s *peerState) expirePulled(now time.Time) {
 	for o, at := range s.pulledAt {
-		if now.Sub(at) >= 2*s.cfg.graftTimeout {
+		if now.Sub(at) >= s.pullWindow() {
 			delete(s.pulledAt, o)
 		}
 	}
