@@ -39,7 +39,12 @@
 //     links dropped by the silent-neighbour check (-silence-window 0 turns
 //     the check off, to measure without it);
 //   - heap and stack per peer of the idle network, and wall-clock time per
-//     phase.
+//     phase;
+//   - with -deepest, the path of each message's deepest delivery, one
+//     "peer:hops/shortest/best+delay" entry per hop: the hop count of
+//     that peer's copy, its shortest distance from the origin, the fewest
+//     hops a neighbour's copy would have given it, and how long after the
+//     peer before it the copy came (far over the link latency: a repair).
 //
 // It also writes coverage.svg (coverage over virtual time) and degree.svg
 // (degree distribution on log-log axes) into -out (default: a temporary

@@ -16,6 +16,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -54,6 +55,7 @@ var (
 	flagSilMin   = flag.Int("silence-min", 5, "gossip.WithSilenceCheck: new messages in a window that arm the check (the library's default is 5)")
 	flagHeap     = flag.String("heapprofile", "", "write a heap profile of the idle network (before the broadcasts) to this file")
 	flagSlow     = flag.Duration("slow", 0, "log every delivery that took longer than this after its broadcast (0: none)")
+	flagDeepest  = flag.Bool("deepest", false, "log the path of each message's deepest delivery: every hop's peer, hop count, shortest distance from the origin and delay")
 	flagOut      = flag.String("out", "", "directory for sim.json and the SVG plots (default: a temporary one)")
 )
 
@@ -828,8 +830,54 @@ func simulate(t *testing.T, p params, clock *wallClock) report {
 		}
 	}
 	stretch(&rep, trk.msgs)
+	if *flagDeepest {
+		logDeepest(t, &rep, trk.msgs, sentAt)
+	}
 	redundancy(&rep, p, trk.msgs, cnt)
 	return rep
+}
+
+// logDeepest logs, for each message, the path its deepest delivery came
+// by, from the origin on: each peer's hop count, its shortest distance
+// from the origin, the fewest hops a neighbour's copy would have given it,
+// and when it got the message after the one before it.
+// A delay far over the link latency is a repair (a pull after a loss).
+func logDeepest(t *testing.T, rep *report, msgs [][]delivery, sentAt []time.Time) {
+	for i, ds := range msgs {
+		if len(ds) == 0 {
+			continue
+		}
+		dist := bfs(rep.lists, rep.origins[i])
+		byNode := make(map[string]delivery, len(ds))
+		deepest := ds[0]
+		for _, d := range ds {
+			byNode[d.node] = d
+			if d.hops > deepest.hops {
+				deepest = d
+			}
+		}
+		var path []string
+		d, ok := deepest, true
+		for ok && len(path) < 64 {
+			prev, found := byNode[d.from]
+			at := sentAt[i]
+			if found {
+				at = prev.at
+			}
+			best := 0
+			for _, nb := range rep.lists[d.node] {
+				if x, ok := byNode[nb]; ok && (best == 0 || x.hops+1 < best) {
+					best = x.hops + 1
+				} else if nb == rep.origins[i] {
+					best = 1
+				}
+			}
+			path = append(path, fmt.Sprintf("%s:%d/%d/%d+%v", d.node, d.hops, dist[d.node], best, d.at.Sub(at).Round(time.Millisecond)))
+			d, ok = prev, found
+		}
+		slices.Reverse(path)
+		t.Logf("deepest of message %d: %d hops, shortest %d: %s", i, deepest.hops, dist[deepest.node], strings.Join(path, " "))
+	}
 }
 
 func addStats(sum *gossip.PeerStats, st gossip.PeerStats) {
