@@ -1292,6 +1292,17 @@ func (s *peerState) onIHave(from string, m *wireMsg, now time.Time) {
 // grafts the neighbour and prunes the link the message came on
 // (Plumtree's optimisation). Without it a tree only grows deeper as losses
 // are repaired through whichever neighbour announced first.
+//
+// Only announcements that come after the message count: one that comes
+// before it finds nothing cached. Counting those too, from the announcers
+// noted as missing when the message came (tried on 2026-12-03), made the
+// tree of one origin converge to shortest paths at n=1000 without loss
+// (hop excess 0.00 by the 8th message, against 0.01-0.56), because an
+// origin's first message then casts a vote; but it left the hops at 5 %
+// loss as they were (8-15 over 10 runs, against 9-14 over 12), and with
+// 10 origins each origin's first messages pulled the shared tree its way:
+// 1.08-1.28 payloads per delivery and 12-19 hops without loss, against
+// 1.006-1.009 and 9; 1.30-1.35 at 5 % loss, against 1.23-1.25.
 func (s *peerState) shortenTree(from string, ids []uint64, hops []byte, now time.Time) {
 	if len(hops) != len(ids) {
 		return
