@@ -1162,6 +1162,13 @@ func (s *peerState) feedsOther(nb *neighbor, origin string, now time.Time) bool 
 // push sends m to every neighbour but from, the origin and those that
 // announced having it: in full on eager links, as a queued announcement on
 // lazy ones.
+//
+// An origin announces its own messages on its lazy links too. Pushing them
+// in full on every link instead (tried on 2026-12-03, n=1000) made the
+// hops at 5 % loss no better (9-19 over 12 runs, against 9-14), and with
+// 10 origins without loss the duplicates' prunes broke up the shared tree:
+// 1.05-1.12 payloads per delivery, 17-19 hops and 97.7-99.1 % within 1 s,
+// against 1.006-1.009, 9 and 100 %.
 func (s *peerState) push(id msgID, m *wireMsg, from string, skip []string, now time.Time) {
 	for _, a := range s.neighborsSorted() {
 		if a == from || a == m.Origin || slices.Contains(skip, a) {
