@@ -55,7 +55,7 @@ var (
 	flagSilMin   = flag.Int("silence-min", 5, "gossip.WithSilenceCheck: new messages in a window that arm the check (the library's default is 5)")
 	flagHeap     = flag.String("heapprofile", "", "write a heap profile of the idle network (before the broadcasts) to this file")
 	flagSlow     = flag.Duration("slow", 0, "log every delivery that took longer than this after its broadcast (0: none)")
-	flagDeepest  = flag.Bool("deepest", false, "log the path of each message's deepest delivery: every hop's peer, hop count, shortest distance from the origin and delay")
+	flagDeepest  = flag.Bool("deepest", false, "log the path of each message's deepest delivery: every hop's peer, hop count, shortest distance from the origin, the fewest hops a neighbour's copy would have given, and delay")
 	flagOut      = flag.String("out", "", "directory for sim.json and the SVG plots (default: a temporary one)")
 )
 
