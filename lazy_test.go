@@ -725,3 +725,48 @@ func TestLazyGraftsOriginPulledTwice(t *testing.T) {
 		})
 	}
 }
+
+// A message that reaches a peer over a path at least detourSlack hops
+// longer than the previous message of its origin was relayed from here is
+// held back from the peer's links: an announcement of a shorter path gets
+// it pulled at once, and that copy, with its hop count, goes on. Without a
+// shorter copy, it goes on after two flush intervals as it came.
+func TestLazyHoldsDetouredCopy(t *testing.T) {
+	s := lazyPeer(t)
+	s.originated = s.cfg.messages // its own messages would go out on the ticks
+	s.receive("a", lazyMsg(1, 1), t0)
+	wantSent(t, s, "first message, 2 hops", "b gossip", "c gossip")
+	drainEvents(&s.fx)
+	at := t0.Add(5 * time.Second)
+	m := lazyMsg(2, 3)
+	id := uint64(m.id())
+	s.receive("b", m, at)
+	wantSent(t, s, "second message after 4 hops: held")
+	if evs := drainEvents(&s.fx); len(evs) != 1 || evs[0].Kind != EventMessage {
+		t.Fatalf("a held message is still delivered: events %v", kindsOf(evs))
+	}
+	s.receive("c", &wireMsg{K: kindIHave, IDs: []uint64{id}, IDHops: []byte{5}}, at)
+	wantSent(t, s, "a longer path announced")
+	s.receive("c", &wireMsg{K: kindIHave, IDs: []uint64{id}, IDHops: []byte{0}}, at)
+	wantSent(t, s, "a shorter path announced", "c want")
+	s.receive("a", &wireMsg{K: kindIHave, IDs: []uint64{id}, IDHops: []byte{0}}, at)
+	wantSent(t, s, "announced by another: asked once")
+	s.receive("c", lazyMsg(2, 0), at)
+	if len(s.fx.sends) == 0 || s.fx.sends[0].msg.Hops != 1 {
+		t.Fatalf("the shorter copy is not what goes on: %v", sent(&s.fx))
+	}
+	wantSent(t, s, "the shorter copy", "a gossip", "b prune")
+
+	// Message 3 comes after 4 hops, 3 more than message 2 went on with,
+	// and no shorter path is announced.
+	at = at.Add(5 * time.Second)
+	s.receive("c", lazyMsg(3, 3), at)
+	wantSent(t, s, "third message: held")
+	s.tick(at.Add(99 * time.Millisecond))
+	wantSent(t, s, "before two flush intervals")
+	s.tick(at.Add(100 * time.Millisecond))
+	wantSent(t, s, "after two flush intervals", "a gossip", "b gossip")
+	if len(s.held) != 0 || !s.heldDue.IsZero() {
+		t.Fatalf("held %d, due %v after the release", len(s.held), s.heldDue)
+	}
+}

@@ -217,6 +217,9 @@ type peerState struct {
 	// lately, when the last one came (at most maxPulledOrigins).
 	pulledAt map[string]time.Time
 	gapUntil time.Time // lazy push: until then, missing messages are pulled sooner (expectGap)
+	bestHops map[string]originBest
+	held     map[msgID]*heldFwd
+	heldDue  time.Time
 
 	nextGossip, nextLiveness, nextMaintain, nextRefresh time.Time
 	stopped                                             bool
@@ -1031,6 +1034,7 @@ func (s *peerState) onGossip(from string, m *wireMsg, now time.Time) {
 	if s.seen.contains(id) {
 		s.ctr.duplicates.Add(1)
 		if s.cfg.lazy {
+			s.heldCopy(id, from, m.Hops+1, now)
 			s.pruneRedundant(id, from, m.Origin, nb, m.Hops+1, now)
 		}
 		return
@@ -1082,7 +1086,13 @@ func (s *peerState) onGossip(from string, m *wireMsg, now time.Time) {
 	// hands over: one allocation fewer per delivery.
 	fwd := m
 	*fwd = wireMsg{K: kindGossip, Origin: m.Origin, Seq: m.Seq, Stamp: m.Stamp, Hops: hops, Payload: m.Payload, Key: m.Key, Sig: m.Sig}
-	s.push(id, fwd, from, announced, now)
+	detour := s.cfg.lazy && s.detoured(m.Origin, m.Seq, hops)
+	if !detour || !s.hold(id, fwd, from, announced, now) {
+		if s.cfg.lazy {
+			s.noteBest(m.Origin, m.Seq, hops)
+		}
+		s.push(id, fwd, from, announced, now)
+	}
 	s.cache.add(id, fwd, from, now)
 }
 
@@ -1170,26 +1180,30 @@ func (s *peerState) feedsOther(nb *neighbor, origin string, now time.Time) bool 
 // 1.05-1.12 payloads per delivery, 17-19 hops and 97.7-99.1 % within 1 s,
 // against 1.006-1.009, 9 and 100 %.
 //
-// Nor was holding back a copy that came over a detour (tried on
-// 2026-12-03 evening): a peer that got a message over a path at least 2
-// hops longer than the one it relayed the origin's previous message with
-// kept it from its links for up to two flush intervals, pulled it with a
-// want from the first neighbour announcing a shorter path, and relayed
-// that copy. At n=1000 with one origin at 5 % loss the hops fell to a
-// mean of 10.5 over 24 runs (15 of them ≤ 10), against 11.8 (6 of 24), at
-// 1.196 payloads per delivery against 1.188; with 10 origins at 5 % loss
-// they fell from 21-26 to 12-17, but at 1.29-1.31 payloads against 1.23
-// (without loss, 1.007-1.010 and 9 hops, as before). At n=10 000, one
-// origin, 5 % loss, where the target is, it was no better: 17 and 13 hops
-// (`-rand 1`, `-rand 2`); announcing a held copy at once and pulling only
-// a path at least 2 hops shorter gave 14 (with one delivery of 100 000
-// missing) and 11; the code as it is gave 12 and 12.
+// A copy that came over a detour is held back first (see detour.go).
 func (s *peerState) push(id msgID, m *wireMsg, from string, skip []string, now time.Time) {
+	s.pushTo(id, m, from, skip, pushAll, now)
+}
+
+// pushWhich selects the links pushTo sends on.
+type pushWhich int
+
+const (
+	pushAll      pushWhich = iota
+	announceOnly           // the lazy links only
+)
+
+// pushTo is push, on the links which selects.
+func (s *peerState) pushTo(id msgID, m *wireMsg, from string, skip []string, which pushWhich, now time.Time) {
 	for _, a := range s.neighborsSorted() {
 		if a == from || a == m.Origin || slices.Contains(skip, a) {
 			continue
 		}
-		if nb := s.nbrs[a]; s.cfg.lazy && nb.lazy {
+		nb := s.nbrs[a]
+		if which == announceOnly && !(s.cfg.lazy && nb.lazy) {
+			continue
+		}
+		if s.cfg.lazy && nb.lazy {
 			nb.ihave = append(nb.ihave, uint64(id))
 			nb.ihaveHops = append(nb.ihaveHops, byte(min(m.Hops, 255)))
 			if s.nextFlush.IsZero() {
@@ -1303,6 +1317,7 @@ func (s *peerState) onIHave(from string, m *wireMsg, now time.Time) {
 		s.askNow(from, m.IDs, now)
 	}
 	if s.cfg.lazy {
+		s.heldAnnounced(from, m.IDs, m.IDHops)
 		s.shortenTree(from, m.IDs, m.IDHops, now)
 	}
 }
@@ -1647,6 +1662,7 @@ func (s *peerState) tick(now time.Time) {
 	}
 	s.tickRegistration(now)
 	s.tickMissing(now)
+	s.tickHeld(now)
 	if s.cfg.joinTimeout > 0 && !s.joined && !now.Before(s.started.Add(s.cfg.joinTimeout)) {
 		var failed []string
 		for _, a := range s.seeds {
@@ -1985,6 +2001,7 @@ func (s *peerState) next() time.Time {
 	earliest(s.nextAE)
 	earliest(s.nextFlush)
 	earliest(s.missingDue)
+	earliest(s.heldDue)
 	earliest(s.retryAt)
 	for _, l := range s.links {
 		if l.state == seedPending {
