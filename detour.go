@@ -70,7 +70,9 @@ func (s *peerState) noteBest(origin string, seq uint64, hops int) {
 	b, ok := s.bestHops[origin]
 	if !ok {
 		if len(s.bestHops) >= maxPulledOrigins {
-			return
+			// Start over rather than never track a newer origin: a
+			// forgotten origin's next message is relayed as it comes.
+			clear(s.bestHops)
 		}
 		if s.bestHops == nil {
 			s.bestHops = make(map[string]originBest)
