@@ -770,3 +770,18 @@ func TestLazyHoldsDetouredCopy(t *testing.T) {
 		t.Fatalf("held %d, due %v after the release", len(s.held), s.heldDue)
 	}
 }
+
+// The origins whose relayed hops are tracked are bounded; past the bound
+// the table starts over, so a newer origin is tracked too.
+func TestLazyDetourTrackingBounded(t *testing.T) {
+	s := lazyPeer(t)
+	for i := range maxPulledOrigins + 1 {
+		s.noteBest(fmt.Sprintf("o%d", i), 1, 3)
+	}
+	if len(s.bestHops) > maxPulledOrigins || !s.detoured(fmt.Sprintf("o%d", maxPulledOrigins), 2, 5) {
+		t.Fatalf("tracked %d origins; the newest tracked: %v", len(s.bestHops), s.detoured(fmt.Sprintf("o%d", maxPulledOrigins), 2, 5))
+	}
+	if s.detoured(fmt.Sprintf("o%d", maxPulledOrigins), 2, 4) {
+		t.Fatal("a path one hop longer counted as a detour")
+	}
+}
