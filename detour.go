@@ -1,7 +1,6 @@
 package gossip
 
 import (
-	"slices"
 	"strings"
 	"time"
 )
@@ -112,12 +111,7 @@ func (s *peerState) hold(id msgID, m *wireMsg, from string, skip []string, now t
 	s.held[id] = h
 	// Announced at once on the lazy links; the links that are lazy by the
 	// release and were not then are announced to then.
-	for _, a := range s.neighborsSorted() {
-		if nb := s.nbrs[a]; nb.lazy && a != from && a != m.Origin && !slices.Contains(skip, a) {
-			h.announced = append(h.announced, a)
-		}
-	}
-	s.pushTo(id, m, from, skip, announceOnly, now)
+	h.announced = s.pushTo(id, m, from, skip, true, now)
 	if s.heldDue.IsZero() || h.until.Before(s.heldDue) {
 		s.heldDue = h.until
 	}

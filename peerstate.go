@@ -1182,26 +1182,22 @@ func (s *peerState) feedsOther(nb *neighbor, origin string, now time.Time) bool 
 //
 // A copy that came over a detour is held back first (see detour.go).
 func (s *peerState) push(id msgID, m *wireMsg, from string, skip []string, now time.Time) {
-	s.pushTo(id, m, from, skip, pushAll, now)
+	s.pushTo(id, m, from, skip, false, now)
 }
 
-// pushWhich selects the links pushTo sends on.
-type pushWhich int
-
-const (
-	pushAll      pushWhich = iota
-	announceOnly           // the lazy links only
-)
-
-// pushTo is push, on the links which selects.
-func (s *peerState) pushTo(id msgID, m *wireMsg, from string, skip []string, which pushWhich, now time.Time) {
+// pushTo is push; with lazyOnly it only announces, on the lazy links, and
+// returns those.
+func (s *peerState) pushTo(id msgID, m *wireMsg, from string, skip []string, lazyOnly bool, now time.Time) (announced []string) {
 	for _, a := range s.neighborsSorted() {
 		if a == from || a == m.Origin || slices.Contains(skip, a) {
 			continue
 		}
 		nb := s.nbrs[a]
-		if which == announceOnly && !(s.cfg.lazy && nb.lazy) {
-			continue
+		if lazyOnly {
+			if !s.cfg.lazy || !nb.lazy {
+				continue
+			}
+			announced = append(announced, a)
 		}
 		if s.cfg.lazy && nb.lazy {
 			nb.ihave = append(nb.ihave, uint64(id))
@@ -1220,6 +1216,7 @@ func (s *peerState) pushTo(id msgID, m *wireMsg, from string, skip []string, whi
 		s.fx.send(a, m)
 		s.ctr.forwarded.Add(1)
 	}
+	return announced
 }
 
 // flushTime returns when announcements queued at now go out: at the next
