@@ -785,3 +785,22 @@ func TestLazyDetourTrackingBounded(t *testing.T) {
 		t.Fatal("a path one hop longer counted as a detour")
 	}
 }
+
+// A held message is announced at once on the lazy links, and at its
+// release on a link that went lazy while it was held: that link's peer
+// would otherwise hear of it from neither side.
+func TestLazyHeldCopyAnnounced(t *testing.T) {
+	s := lazyPeer(t)
+	s.originated = s.cfg.messages // its own messages would go out on the ticks
+	s.receive("a", lazyMsg(1, 1), t0)
+	wantSent(t, s, "first message, 2 hops", "b gossip", "c gossip")
+	s.receive("b", &wireMsg{K: kindPrune}, t0)
+	at := t0.Add(5 * time.Second)
+	s.receive("c", lazyMsg(2, 3), at)
+	wantSent(t, s, "second message after 4 hops: held, announced to lazy b", "b ihave")
+	s.receive("a", &wireMsg{K: kindPrune}, at.Add(10*time.Millisecond))
+	s.tick(at.Add(100 * time.Millisecond))
+	wantSent(t, s, "released: a, lazy since, is told", "a ihave")
+	s.tick(at.Add(time.Second))
+	wantSent(t, s, "b is not told twice")
+}
