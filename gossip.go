@@ -325,6 +325,7 @@ type config struct {
 	lazyFlush             time.Duration
 	graftTimeout          time.Duration
 	eagerLinks            int
+	selfPruning           bool
 }
 
 // Defaults. Each With* option documents the one it overrides.
@@ -949,6 +950,31 @@ func WithEagerLinks(k int) Option {
 			return fmt.Errorf("%w: eager links %d", ErrBadOption, k)
 		}
 		c.eagerLinks = k
+		return nil
+	}
+}
+
+// WithSelfPruning makes a flooding peer skip, when it forwards a message
+// it got from neighbour A, the neighbours it shares with A: A sent them the
+// message itself. This is the self-pruning of flooding in ad hoc networks
+// (Lim and Kim, 2001). Peers with it on tell each neighbour whom they are
+// linked to whenever that changes, on the same ordered link as their
+// gossip, and a peer skips neighbour B for A's messages only while both A
+// and B say they are linked to each other. Every peer still gets every
+// message by push, with the same hops; what goes are the duplicates that
+// crossed a triangle. Copies sent by anti-entropy are never pruned from,
+// and a peer whose neighbours have it off forwards to them as usual.
+//
+// It trusts a neighbour's word that it forwards to its own neighbours: a
+// neighbour that lies about its links, or forwards to some and not to
+// others, can keep a message from the peers it shares with this one until
+// anti-entropy repairs it (see SECURITY.md). On a lossy transport it also
+// removes the redundancy that hides a lost copy. Default off: the spec's
+// rule is to forward to every neighbour but the sender. It has no effect
+// with lazy push, which sends one payload per delivery already.
+func WithSelfPruning(on bool) Option {
+	return func(c *config) error {
+		c.selfPruning = on
 		return nil
 	}
 }

@@ -133,6 +133,10 @@ type PeerStats struct {
 	Forwarded uint64
 	// Repaired counts messages sent to a neighbour by anti-entropy.
 	Repaired uint64
+	// Pruned counts copies not forwarded to a neighbour because the
+	// neighbour that sent the message shares it and sent it there itself
+	// (WithSelfPruning).
+	Pruned uint64
 	// DeadReports counts neighbours reported dead.
 	DeadReports uint64
 	// Dropped counts messages refused: from non-neighbours or unexpected.
@@ -148,6 +152,7 @@ func (p *Peer) Stats() PeerStats {
 		Duplicates:  p.ctr.duplicates.Load(),
 		Forwarded:   p.ctr.forwarded.Load(),
 		Repaired:    p.ctr.repaired.Load(),
+		Pruned:      p.ctr.pruned.Load(),
 		DeadReports: p.ctr.deadReports.Load(),
 		Dropped:     p.ctr.dropped.Load(),
 		FrameStats:  p.n.stats.snapshot(),

@@ -88,6 +88,9 @@ type neighbor struct {
 	ihave        []uint64
 	ihaveHops    []byte // this peer's hops for each of ihave
 	announced    bool   // lazy push: an announcement has been sent to it (the first goes at once)
+	// claims are the neighbours it last said it has, sorted (self-pruning;
+	// at most maxDegree of them).
+	claims []string
 }
 
 // knownPeer is what the seeds' lists say of a candidate peer.
@@ -140,7 +143,7 @@ type missing struct {
 
 // peerCounters are read concurrently through Peer.Stats.
 type peerCounters struct {
-	originated, delivered, duplicates, forwarded, dropped, deadReports, repaired atomic.Uint64
+	originated, delivered, duplicates, forwarded, dropped, deadReports, repaired, pruned atomic.Uint64
 }
 
 // peerState is the pure protocol core of a Peer.
@@ -580,6 +583,8 @@ func (s *peerState) receive(from string, m *wireMsg, now time.Time) {
 		if nb, ok := s.nbrs[from]; ok {
 			nb.lazy = true
 		}
+	case kindNeighbors:
+		s.onNeighbors(from, m)
 	case kindDigest:
 		s.onDigest(from, m, now)
 	case kindWant:
@@ -816,7 +821,11 @@ func (s *peerState) addNeighbor(addr string, outbound bool, mode linkMode, now t
 		reason = "outbound"
 	}
 	s.emit(Event{Kind: EventNeighborUp, Time: now, Addr: addr, Reason: reason})
-	s.degreeChanged()
+	except := ""
+	if !outbound {
+		except = addr // told after the connect-ack (onConnect)
+	}
+	s.degreeChanged(except)
 }
 
 func (s *peerState) dropNeighbor(addr, reason string, now time.Time) {
@@ -836,7 +845,7 @@ func (s *peerState) dropNeighbor(addr, reason string, now time.Time) {
 		}
 	}
 	s.emit(Event{Kind: EventNeighborDown, Time: now, Addr: addr, Reason: reason})
-	s.degreeChanged()
+	s.degreeChanged("")
 	s.fill(now)
 	s.heal(now)
 }
@@ -895,11 +904,13 @@ func (s *peerState) reportDegree() {
 }
 
 // degreeChanged tells the seeds the new degree (they use it for
-// preferential attachment) and refreshes the published neighbour view.
-func (s *peerState) degreeChanged() {
+// preferential attachment), refreshes the published neighbour view and,
+// with self-pruning, tells the neighbours but except.
+func (s *peerState) degreeChanged(except string) {
 	s.reportDegree()
 	v := slices.Sorted(maps.Keys(s.nbrs))
 	s.view.Store(&v)
+	s.tellNeighbors(v, except)
 	links := make([]Link, len(v))
 	for i, a := range v {
 		links[i] = Link{Addr: a, Outbound: s.nbrs[a].outbound, Since: s.nbrs[a].since}
@@ -917,6 +928,7 @@ func (s *peerState) onConnect(from string, nonce []byte, theirs linkMode, now ti
 		ack := s.linkMsg(kindConnectAck, from, nonce, now)
 		ack.Link = nb.mode()
 		s.fx.send(from, ack)
+		s.tellNeighbor(from)
 		return
 	}
 	if !s.joined || s.degree() >= s.cfg.maxDegree {
@@ -959,6 +971,7 @@ func (s *peerState) onConnect(from string, nonce []byte, theirs linkMode, now ti
 	ack := s.linkMsg(kindConnectAck, from, nonce, now)
 	ack.Link = mode
 	s.fx.send(from, ack)
+	s.tellNeighbor(from)
 }
 
 // noteLinkStamp records a proven connect from addr, which linkProven has
@@ -1084,14 +1097,14 @@ func (s *peerState) onGossip(from string, m *wireMsg, now time.Time) {
 	}
 	// The copy to forward and cache reuses m, which receive's caller
 	// hands over: one allocation fewer per delivery.
-	fwd := m
+	fwd, forwarded := m, !m.Repair
 	*fwd = wireMsg{K: kindGossip, Origin: m.Origin, Seq: m.Seq, Stamp: m.Stamp, Hops: hops, Payload: m.Payload, Key: m.Key, Sig: m.Sig}
 	detour := s.cfg.lazy && s.detoured(m.Origin, m.Seq, hops)
 	if !detour || !s.hold(id, fwd, from, announced, now) {
 		if s.cfg.lazy {
 			s.noteBest(m.Origin, m.Seq, hops)
 		}
-		s.push(id, fwd, from, announced, now)
+		s.push(id, fwd, from, announced, forwarded, now)
 	}
 	s.cache.add(id, fwd, from, now)
 }
@@ -1171,7 +1184,9 @@ func (s *peerState) feedsOther(nb *neighbor, origin string, now time.Time) bool 
 
 // push sends m to every neighbour but from, the origin and those that
 // announced having it: in full on eager links, as a queued announcement on
-// lazy ones.
+// lazy ones. With prune (m was forwarded by from, not sent as a repair)
+// and WithSelfPruning, it also skips the neighbours from and this peer
+// share (see linked).
 //
 // An origin announces its own messages on its lazy links too. Pushing them
 // in full on every link instead (tried on 2026-12-03, n=1000) made the
@@ -1181,18 +1196,37 @@ func (s *peerState) feedsOther(nb *neighbor, origin string, now time.Time) bool 
 // against 1.006-1.009, 9 and 100 %.
 //
 // A copy that came over a detour is held back first (see detour.go).
-func (s *peerState) push(id msgID, m *wireMsg, from string, skip []string, now time.Time) {
-	s.pushTo(id, m, from, skip, false, now)
+func (s *peerState) push(id msgID, m *wireMsg, from string, skip []string, prune bool, now time.Time) {
+	s.pushTo(id, m, from, skip, false, prune, now)
 }
 
 // pushTo is push; with lazyOnly it only announces, on the lazy links, and
 // returns those.
-func (s *peerState) pushTo(id msgID, m *wireMsg, from string, skip []string, lazyOnly bool, now time.Time) (announced []string) {
+//
+// Self-pruning loses no delivery while links hold and frames are not lost.
+// Say this peer got m first from A and skips B, a neighbour of A. Let
+// O = c0, c1, ..., ck = A be the path m took to A, each node forwarding to
+// the next. Take the first c_j from which on every node of the path is
+// linked to B. If j = 0, B is the origin's neighbour, and the origin skips
+// nobody. Otherwise c_j got m from c_(j-1), which B is not linked to, so
+// c_j did not skip B for it; or B is c_(j-1) and has m. Links change, so
+// both ends' word is needed, and a peer tells its neighbours of a dropped
+// link before it sends them gossip without it (tellNeighbors, on the same
+// ordered link).
+func (s *peerState) pushTo(id msgID, m *wireMsg, from string, skip []string, lazyOnly, prune bool, now time.Time) (announced []string) {
+	var sender *neighbor // self-pruning: the neighbour that forwarded m
+	if prune && s.selfPruning() {
+		sender = s.nbrs[from]
+	}
 	for _, a := range s.neighborsSorted() {
 		if a == from || a == m.Origin || slices.Contains(skip, a) {
 			continue
 		}
 		nb := s.nbrs[a]
+		if sender != nil && linked(sender, a) && linked(nb, from) {
+			s.ctr.pruned.Add(1)
+			continue
+		}
 		if lazyOnly {
 			if !s.cfg.lazy || !nb.lazy {
 				continue
@@ -1638,7 +1672,7 @@ func (s *peerState) originate(payload []byte, now time.Time) {
 	s.seen.add(id, now)
 	s.originatedInWindow++
 	to := s.neighborsSorted()
-	s.push(id, m, "", nil, now)
+	s.push(id, m, "", nil, false, now)
 	s.cache.add(id, m, "", now)
 	s.ctr.originated.Add(1)
 	s.emit(Event{Kind: EventOriginated, Time: now, Origin: s.self, Seq: s.seq, Stamp: time.Unix(0, m.Stamp), Payload: payload, Peers: to})
@@ -1947,8 +1981,7 @@ func (s *peerState) onDigest(from string, m *wireMsg, now time.Time) {
 	s.noteMissing(from, m.IDs, nil, now.Add(digestGuard))
 	for _, e := range s.cache.entries(now.Add(-digestGuard)) {
 		if !has[e.id] && e.from != from && e.msg.Origin != from {
-			s.fx.send(from, e.msg)
-			s.ctr.repaired.Add(1)
+			s.sendRepair(from, e.msg)
 		}
 	}
 }
@@ -1961,8 +1994,7 @@ func (s *peerState) onWant(from string, m *wireMsg, now time.Time) {
 	}
 	for _, id := range m.IDs {
 		if e := s.cache.get(msgID(id)); e != nil {
-			s.fx.send(from, e.msg)
-			s.ctr.repaired.Add(1)
+			s.sendRepair(from, e.msg)
 		}
 	}
 }

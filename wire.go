@@ -41,6 +41,7 @@ const (
 	kindGraft                          // lazy push: send me these IDs and push to me eagerly
 	kindPrune                          // lazy push: stop pushing to me eagerly
 	kindChallenge                      // seed → peer: solve this proof of work (Nonce, Diff, Stamp = expiry)
+	kindNeighbors                      // self-pruning: the sender's neighbours (Peers, addresses only)
 	kindMax                            // first unused value
 )
 
@@ -52,6 +53,7 @@ var kindNames = [...]string{
 	kindDisconnect: "disconnect", kindGossip: "gossip", kindPing: "ping", kindPong: "pong",
 	kindDigest: "digest", kindWant: "want",
 	kindIHave: "ihave", kindGraft: "graft", kindPrune: "prune", kindChallenge: "challenge",
+	kindNeighbors: "neighbors",
 }
 
 func (k kind) String() string {
@@ -91,6 +93,7 @@ type wireMsg struct {
 	Diff    uint8      `codec:"df,omitempty" json:"df,omitempty"` // proof-of-work difficulty
 	Counter uint64     `codec:"c,omitempty" json:"c,omitempty"`   // proof-of-work solution
 	Link    linkMode   `codec:"l,omitempty" json:"l,omitempty"`   // connect, connect-ack: how the sender starts the link (lazy push)
+	Repair  bool       `codec:"re,omitempty" json:"re,omitempty"` // gossip: sent from the cache by anti-entropy, not forwarded on receipt
 }
 
 // validate rejects messages whose fields cannot be right for their kind,
@@ -120,6 +123,10 @@ func (m *wireMsg) validate(maxPayload int) error {
 		}
 		if len(m.IDHops) != 0 && len(m.IDHops) != len(m.IDs) {
 			return fmt.Errorf("gossip: %v with %d ids and %d hop counts", m.K, len(m.IDs), len(m.IDHops))
+		}
+	case kindNeighbors:
+		if len(m.Peers) > MaxDegreeLimit {
+			return fmt.Errorf("gossip: neighbors with %d entries, limit %d", len(m.Peers), MaxDegreeLimit)
 		}
 	case kindGossip:
 		if m.Origin == "" {

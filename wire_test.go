@@ -42,6 +42,8 @@ func wireSamples() []*wireMsg {
 		{V: 1, K: kindPrune},
 		{V: 1, K: kindChallenge, Nonce: make([]byte, 16), Diff: 18, Stamp: 1},
 		{V: 1, K: kindRegister, Key: make([]byte, 32), Nonce: make([]byte, 16), Counter: 12345},
+		{V: 1, K: kindNeighbors, Peers: []wirePeer{{Addr: "127.0.0.1:8001"}, {Addr: "127.0.0.1:8002"}}},
+		{V: 1, K: kindGossip, Origin: "o", Seq: 2, Payload: []byte("r"), Repair: true},
 	}
 }
 
@@ -86,6 +88,7 @@ func TestWireValidate(t *testing.T) {
 		{V: 1, K: kindGossip, Origin: "o", Hops: -1},
 		{V: 1, K: kindDigest, IDs: make([]uint64, maxDigest+1)},
 		{V: 1, K: kindIHave, IDs: []uint64{1, 2}, IDHops: []byte{1}},
+		{V: 1, K: kindNeighbors, Peers: make([]wirePeer, MaxDegreeLimit+1)},
 	}
 	for i, m := range bad {
 		if err := m.validate(10); err == nil {

@@ -1,0 +1,163 @@
+package gossip
+
+import (
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/gossip-dev/gossip/codec"
+)
+
+// claims is a neighbors message listing addrs.
+func claims(addrs ...string) *wireMsg {
+	m := &wireMsg{K: kindNeighbors}
+	for _, a := range addrs {
+		m.Peers = append(m.Peers, wirePeer{Addr: a})
+	}
+	return m
+}
+
+// A message from a is not forwarded to b while a and b both say they are
+// linked, is forwarded again once b says it dropped a, and a claim one end
+// makes alone, a repair or the option off prunes nothing.
+func TestSelfPruningSkipsSharedNeighbors(t *testing.T) {
+	s := joinedPeer(t, []string{"a", "b", "c", "o"}, WithSelfPruning(true))
+	s.receive("a", claims("p:1", "b", "c", "o"), t0)
+	s.receive("b", claims("a", "p:1"), t0)
+	s.receive("c", claims("p:1"), t0) // c does not confirm a's claim
+	wantSent(t, s, "claims")
+
+	s.receive("a", lazyMsg(1, 1), t0)
+	wantSent(t, s, "b shares a", "c gossip")
+	if got := s.ctr.pruned.Load(); got != 1 {
+		t.Errorf("pruned %d copies, want 1", got)
+	}
+
+	s.receive("b", claims("p:1"), t0) // b dropped a
+	s.receive("a", lazyMsg(2, 1), t0)
+	wantSent(t, s, "b dropped a", "b gossip", "c gossip")
+
+	s.receive("b", claims("a", "p:1"), t0)
+	rep := lazyMsg(3, 1)
+	rep.Repair = true
+	s.receive("a", rep, t0)
+	wantSent(t, s, "repair", "b gossip", "c gossip")
+
+	off := joinedPeer(t, []string{"a", "b", "c", "o"})
+	off.receive("a", claims("p:1", "b", "c", "o"), t0)
+	off.receive("b", claims("a", "p:1"), t0)
+	off.receive("a", lazyMsg(1, 1), t0)
+	wantSent(t, off, "option off", "b gossip", "c gossip")
+}
+
+// A peer tells its neighbours its links when they change: a new inbound
+// neighbour after its connect-ack, so that the list is not dropped as
+// coming from a non-neighbour.
+func TestSelfPruningTellsNeighbors(t *testing.T) {
+	s := joinedPeer(t, []string{"a", "b"}, WithSelfPruning(true))
+	s.receive("d", link(kindConnect, "d", "p:1"), t0)
+	wantSent(t, s, "inbound link", "s3 degree", "s1 degree", "a neighbors", "b neighbors", "d connect-ack", "d neighbors")
+	s.receive("a", &wireMsg{K: kindDisconnect}, t0)
+	var told []string
+	for _, o := range s.fx.sends {
+		if o.msg.K != kindNeighbors {
+			continue
+		}
+		told = append(told, o.to)
+		var addrs []string
+		for _, p := range o.msg.Peers {
+			addrs = append(addrs, p.Addr)
+		}
+		if !slices.Equal(addrs, []string{"b", "d"}) {
+			t.Errorf("after the drop told %s %v, want [b d]", o.to, addrs)
+		}
+	}
+	if !slices.Equal(told, []string{"b", "d"}) {
+		t.Errorf("after the drop told %v, want b and d", told)
+	}
+	sent(&s.fx)
+
+	// A list from a non-neighbour is ignored, and one beyond the max
+	// degree keeps only links to this peer's neighbours.
+	s.receive("x", claims("b"), t0)
+	if _, ok := s.nbrs["x"]; ok {
+		t.Fatal("x became a neighbour")
+	}
+	long := make([]string, DefaultMaxDegree+5)
+	for i := range long {
+		long[i] = fmt.Sprintf("q%d", i)
+	}
+	long[7] = "d"
+	s.receive("b", claims(long...), t0)
+	if got := s.nbrs["b"].claims; !slices.Equal(got, []string{"d"}) {
+		t.Errorf("claims kept from an oversized list: %v, want [d]", got)
+	}
+}
+
+// floodRun runs prunePeers peers without loss, each originating
+// pruneMessages messages, and returns the deliveries and the gossip frames
+// the network carried.
+func floodRun(t *testing.T, opts ...Option) (delivered, frames int, exactlyOnce bool) {
+	const prunePeers, pruneMessages = 40, 5
+	var n atomic.Int64
+	cd := codec.Msgpack()
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 3, append([]Option{WithMessages(0)}, opts...)...)
+		c.startSeeds()
+		peers := c.startPeers(prunePeers, joinGap)
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+		c.net.SetFilter(func(from, to string, frame []byte) bool {
+			var m wireMsg
+			if cd.Unmarshal(frame, &m) == nil && m.K == kindGossip {
+				n.Add(1)
+			}
+			return true
+		})
+		for i := range pruneMessages {
+			for _, p := range peers {
+				_ = c.peers[p].Broadcast(t.Context(), fmt.Appendf(nil, "%s-%d", p, i))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		exactlyOnce = true
+		for _, p := range peers {
+			got := map[msgKey]int{}
+			for _, ev := range c.rec.of(p, EventMessage) {
+				got[msgKey{ev.Origin, ev.Seq}]++
+			}
+			if len(got) != pruneMessages*(prunePeers-1) {
+				exactlyOnce = false
+			}
+			for _, k := range got {
+				if k != 1 {
+					exactlyOnce = false
+				}
+			}
+		}
+		delivered = len(c.rec.kind(EventMessage))
+		if want := pruneMessages * prunePeers * (prunePeers - 1); delivered != want {
+			t.Errorf("%d deliveries, want %d", delivered, want)
+		}
+	})
+	return delivered, int(n.Load()), exactlyOnce
+}
+
+// Over the in-memory network, self-pruning delivers every message to every
+// peer, as flooding does, with fewer frames.
+func TestSelfPruningDelivers(t *testing.T) {
+	pd, pf, pOnce := floodRun(t, WithSelfPruning(true))
+	fd, ff, fOnce := floodRun(t)
+	t.Logf("self-pruning: %d deliveries, %.2f frames each; flooding: %d, %.2f", pd, float64(pf)/float64(pd), fd, float64(ff)/float64(fd))
+	if !pOnce || !fOnce {
+		t.Errorf("not every message delivered exactly once: self-pruning %v, flooding %v", pOnce, fOnce)
+	}
+	if pf >= ff {
+		t.Errorf("self-pruning sent %d gossip frames, flooding %d: nothing pruned", pf, ff)
+	}
+}
