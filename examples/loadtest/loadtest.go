@@ -44,6 +44,8 @@ type config struct {
 	LazyGraft time.Duration `json:"lazy_graft_ns"`
 	// EagerLinks is gossip.WithEagerLinks, with lazy push.
 	EagerLinks int `json:"eager_links"`
+	// SelfPrune is gossip.WithSelfPruning, with flooding.
+	SelfPrune bool `json:"self_prune"`
 	// Signatures is gossip.WithSignatures (the library's default is on).
 	Signatures bool `json:"signatures"`
 	// PoW is gossip.WithProofOfWork: the registration puzzle's difficulty
@@ -308,6 +310,9 @@ func (r *runner) start() error {
 	}
 	if cfg.LazyFlush > 0 {
 		common = append(common, gossip.WithLazyPush(cfg.LazyFlush, cfg.LazyGraft), gossip.WithEagerLinks(cfg.EagerLinks))
+	}
+	if cfg.SelfPrune {
+		common = append(common, gossip.WithSelfPruning(true))
 	}
 	for i, tr := range seedTrs {
 		s, err := gossip.NewSeed(tr, seeds, append(common, gossip.WithRandSeed(cfg.RandSeed+uint64(i)))...)
