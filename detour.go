@@ -111,7 +111,7 @@ func (s *peerState) hold(id msgID, m *wireMsg, from string, skip []string, now t
 	s.held[id] = h
 	// Announced at once on the lazy links; the links that are lazy by the
 	// release and were not then are announced to then.
-	h.announced = s.pushTo(id, m, from, skip, true, false, now)
+	h.announced = s.pushTo(id, m, from, skip, true, 0, now)
 	if s.heldDue.IsZero() || h.until.Before(s.heldDue) {
 		s.heldDue = h.until
 	}
@@ -122,7 +122,7 @@ func (s *peerState) hold(id msgID, m *wireMsg, from string, skip []string, now t
 func (s *peerState) releaseHeld(id msgID, h *heldFwd, now time.Time) {
 	delete(s.held, id)
 	s.noteBest(h.msg.Origin, h.msg.Seq, h.msg.Hops)
-	s.push(id, h.msg, h.from, append(h.skip, h.announced...), false, now)
+	s.push(id, h.msg, h.from, append(h.skip, h.announced...), 0, now)
 }
 
 // tickHeld relays the held messages whose time is up.

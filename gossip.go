@@ -959,11 +959,16 @@ func WithEagerLinks(k int) Option {
 // message itself. This is the self-pruning of flooding in ad hoc networks
 // (Lim and Kim, 2001). Peers with it on tell each neighbour whom they are
 // linked to whenever that changes, on the same ordered link as their
-// gossip, and a peer skips neighbour B for A's messages only while both A
-// and B say they are linked to each other. Every peer still gets every
-// message by push, with the same hops; what goes are the duplicates that
-// crossed a triangle. Copies sent by anti-entropy are never pruned from,
-// and a peer whose neighbours have it off forwards to them as usual.
+// gossip, and number those lists; a message carries the number of the
+// list its sender forwarded it under. A peer skips neighbour B for A's
+// message only if it holds that list of A's and both A and B say they are
+// linked to each other. Every peer still gets every message by push, with
+// the same hops; what goes are the duplicates that crossed a triangle.
+// Copies sent by anti-entropy are never pruned from, and a peer whose
+// neighbours have it off forwards to them as usual. Every peer in the
+// network should run a version that knows the option, on or off: older
+// ones take the neighbour lists for malformed frames and hold them against
+// the sender's reputation.
 //
 // It trusts a neighbour's word that it forwards to its own neighbours: a
 // neighbour that lies about its links, or forwards to some and not to

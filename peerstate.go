@@ -89,8 +89,9 @@ type neighbor struct {
 	ihaveHops    []byte // this peer's hops for each of ihave
 	announced    bool   // lazy push: an announcement has been sent to it (the first goes at once)
 	// claims are the neighbours it last said it has, sorted (self-pruning;
-	// at most maxDegree of them).
-	claims []string
+	// at most maxDegree of them), in its list numbered claimsVersion.
+	claims        []string
+	claimsVersion uint64
 }
 
 // knownPeer is what the seeds' lists say of a candidate peer.
@@ -181,10 +182,12 @@ type peerState struct {
 	refused    map[string]bool // candidates that refused or timed out since the last list
 	target     int             // outbound neighbours this peer dials
 
-	seen       *seenSet
-	cache      *msgCache
-	seq        uint64
-	originated int
+	seen  *seenSet
+	cache *msgCache
+	seq   uint64
+	// listVersion numbers the neighbour lists sent with self-pruning.
+	listVersion uint64
+	originated  int
 
 	seedPing     int64     // stamp of this round's health ping to the seeds
 	lastSeedPong time.Time // when a seed last answered one
@@ -1097,14 +1100,14 @@ func (s *peerState) onGossip(from string, m *wireMsg, now time.Time) {
 	}
 	// The copy to forward and cache reuses m, which receive's caller
 	// hands over: one allocation fewer per delivery.
-	fwd, forwarded := m, !m.Repair
+	fwd, nv := m, m.NV
 	*fwd = wireMsg{K: kindGossip, Origin: m.Origin, Seq: m.Seq, Stamp: m.Stamp, Hops: hops, Payload: m.Payload, Key: m.Key, Sig: m.Sig}
 	detour := s.cfg.lazy && s.detoured(m.Origin, m.Seq, hops)
 	if !detour || !s.hold(id, fwd, from, announced, now) {
 		if s.cfg.lazy {
 			s.noteBest(m.Origin, m.Seq, hops)
 		}
-		s.push(id, fwd, from, announced, forwarded, now)
+		s.push(id, fwd, from, announced, nv, now)
 	}
 	s.cache.add(id, fwd, from, now)
 }
@@ -1184,9 +1187,10 @@ func (s *peerState) feedsOther(nb *neighbor, origin string, now time.Time) bool 
 
 // push sends m to every neighbour but from, the origin and those that
 // announced having it: in full on eager links, as a queued announcement on
-// lazy ones. With prune (m was forwarded by from, not sent as a repair)
-// and WithSelfPruning, it also skips the neighbours from and this peer
-// share (see linked).
+// lazy ones. With WithSelfPruning it also skips the neighbours from and
+// this peer share, when from forwarded m under list version nv, the one
+// this peer holds (see linked; nv 0: m was not forwarded under a list, or
+// was sent as a repair).
 //
 // An origin announces its own messages on its lazy links too. Pushing them
 // in full on every link instead (tried on 2026-12-03, n=1000) made the
@@ -1196,8 +1200,8 @@ func (s *peerState) feedsOther(nb *neighbor, origin string, now time.Time) bool 
 // against 1.006-1.009, 9 and 100 %.
 //
 // A copy that came over a detour is held back first (see detour.go).
-func (s *peerState) push(id msgID, m *wireMsg, from string, skip []string, prune bool, now time.Time) {
-	s.pushTo(id, m, from, skip, false, prune, now)
+func (s *peerState) push(id msgID, m *wireMsg, from string, skip []string, nv uint64, now time.Time) {
+	s.pushTo(id, m, from, skip, false, nv, now)
 }
 
 // pushTo is push; with lazyOnly it only announces, on the lazy links, and
@@ -1210,13 +1214,18 @@ func (s *peerState) push(id msgID, m *wireMsg, from string, skip []string, prune
 // linked to B. If j = 0, B is the origin's neighbour, and the origin skips
 // nobody. Otherwise c_j got m from c_(j-1), which B is not linked to, so
 // c_j did not skip B for it; or B is c_(j-1) and has m. Links change, so
-// both ends' word is needed, and a peer tells its neighbours of a dropped
-// link before it sends them gossip without it (tellNeighbors, on the same
-// ordered link).
-func (s *peerState) pushTo(id msgID, m *wireMsg, from string, skip []string, lazyOnly, prune bool, now time.Time) (announced []string) {
+// a peer tells its neighbours of a change before it sends them gossip
+// under it (tellNeighbors, on the same ordered link), and the gossip names
+// the list it was sent under, so that c_j judges by c_(j-1)'s links as
+// they were when it sent m, or not at all; B's word is needed too, for a
+// link B dropped and c_(j-1) has not yet heard of.
+func (s *peerState) pushTo(id msgID, m *wireMsg, from string, skip []string, lazyOnly bool, nv uint64, now time.Time) (announced []string) {
 	var sender *neighbor // self-pruning: the neighbour that forwarded m
-	if prune && s.selfPruning() {
-		sender = s.nbrs[from]
+	if s.selfPruning() {
+		m.NV = s.listVersion
+		if nb := s.nbrs[from]; nb != nil && nv != 0 && nv == nb.claimsVersion {
+			sender = nb
+		}
 	}
 	for _, a := range s.neighborsSorted() {
 		if a == from || a == m.Origin || slices.Contains(skip, a) {
@@ -1672,7 +1681,7 @@ func (s *peerState) originate(payload []byte, now time.Time) {
 	s.seen.add(id, now)
 	s.originatedInWindow++
 	to := s.neighborsSorted()
-	s.push(id, m, "", nil, false, now)
+	s.push(id, m, "", nil, 0, now)
 	s.cache.add(id, m, "", now)
 	s.ctr.originated.Add(1)
 	s.emit(Event{Kind: EventOriginated, Time: now, Origin: s.self, Seq: s.seq, Stamp: time.Unix(0, m.Stamp), Payload: payload, Peers: to})

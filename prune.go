@@ -5,8 +5,12 @@ import "slices"
 // Self-pruning (WithSelfPruning): a flooding peer that got a message from
 // neighbour A does not forward it to the neighbours it shares with A,
 // which A forwarded it to itself. Each peer tells its neighbours whom it is
-// linked to (kindNeighbors) whenever that changes; a link counts only when
-// both its ends claim it. See pushTo for why no delivery is lost.
+// linked to (kindNeighbors) whenever that changes, numbering its lists,
+// and stamps the gossip it sends with the number of its latest list (NV).
+// A peer prunes for A's message only if it holds that very list of A's,
+// so a list lost on the way (a full inbox drops frames) stops the pruning
+// instead of misleading it; and a link counts only when both its ends
+// claim it. See pushTo for why no delivery is lost.
 
 // selfPruning reports whether this peer prunes its floods.
 func (s *peerState) selfPruning() bool { return s.cfg.selfPruning && !s.cfg.lazy }
@@ -26,9 +30,10 @@ func linked(nb *neighbor, a string) bool {
 // so a neighbour never gets gossip sent without a link while it still
 // believes the link is there.
 func (s *peerState) tellNeighbors(v []string, except string) {
-	if !s.selfPruning() || len(v) == 0 {
+	if !s.selfPruning() {
 		return
 	}
+	s.listVersion++
 	m := s.neighborsMsg(v)
 	for _, a := range v {
 		if a != except {
@@ -49,7 +54,7 @@ func (s *peerState) neighborsMsg(v []string) *wireMsg {
 	for i, a := range v {
 		peers[i].Addr = a
 	}
-	return &wireMsg{K: kindNeighbors, Peers: peers}
+	return &wireMsg{K: kindNeighbors, Seq: s.listVersion, Peers: peers}
 }
 
 // onNeighbors records the links neighbour from claims. Beyond this peer's
@@ -77,19 +82,20 @@ func (s *peerState) onNeighbors(from string, m *wireMsg) {
 	}
 	slices.Sort(claims)
 	nb.claims = slices.Clip(slices.Compact(claims))
+	nb.claimsVersion = m.Seq
 	if len(nb.claims) > s.cfg.maxDegree {
 		nb.claims = nb.claims[:s.cfg.maxDegree]
 	}
 }
 
-// sendRepair sends cached message m to neighbour to for anti-entropy. With
-// self-pruning it is marked as a repair: to, which may be the first to get
-// it from this peer long after this peer forwarded it, must not take it
-// that this peer forwarded it to their shared neighbours meanwhile.
+// sendRepair sends cached message m to neighbour to for anti-entropy,
+// without a list version: to, which may be the first to get it from this
+// peer long after this peer forwarded it, must not take it that this peer
+// forwarded it to their shared neighbours meanwhile.
 func (s *peerState) sendRepair(to string, m *wireMsg) {
-	if s.selfPruning() {
+	if m.NV != 0 {
 		r := *m
-		r.Repair = true
+		r.NV = 0
 		m = &r
 	}
 	s.fx.send(to, m)

@@ -11,46 +11,82 @@ import (
 	"github.com/gossip-dev/gossip/codec"
 )
 
-// claims is a neighbors message listing addrs.
-func claims(addrs ...string) *wireMsg {
-	m := &wireMsg{K: kindNeighbors}
+// claims is neighbour list number v, listing addrs.
+func claims(v uint64, addrs ...string) *wireMsg {
+	m := &wireMsg{K: kindNeighbors, Seq: v}
 	for _, a := range addrs {
 		m.Peers = append(m.Peers, wirePeer{Addr: a})
 	}
 	return m
 }
 
+// forwarded is lazyMsg(seq, 1) as forwarded under list number nv.
+func forwarded(seq, nv uint64) *wireMsg {
+	m := lazyMsg(seq, 1)
+	m.NV = nv
+	return m
+}
+
 // A message from a is not forwarded to b while a and b both say they are
-// linked, is forwarded again once b says it dropped a, and a claim one end
-// makes alone, a repair or the option off prunes nothing.
+// linked, in the list a forwarded it under, and is forwarded to b again
+// once b says it dropped a. A claim one end makes alone, a list of a's that
+// did not arrive, a repair or the option off prunes nothing.
 func TestSelfPruningSkipsSharedNeighbors(t *testing.T) {
 	s := joinedPeer(t, []string{"a", "b", "c", "o"}, WithSelfPruning(true))
-	s.receive("a", claims("p:1", "b", "c", "o"), t0)
-	s.receive("b", claims("a", "p:1"), t0)
-	s.receive("c", claims("p:1"), t0) // c does not confirm a's claim
+	s.receive("a", claims(1, "p:1", "b", "c", "o"), t0)
+	s.receive("b", claims(1, "a", "p:1"), t0)
+	s.receive("c", claims(1, "p:1"), t0) // c does not confirm a's claim
 	wantSent(t, s, "claims")
 
-	s.receive("a", lazyMsg(1, 1), t0)
+	s.receive("a", forwarded(1, 1), t0)
+	var nvs []uint64
+	for _, o := range s.fx.sends {
+		nvs = append(nvs, o.msg.NV)
+	}
 	wantSent(t, s, "b shares a", "c gossip")
 	if got := s.ctr.pruned.Load(); got != 1 {
 		t.Errorf("pruned %d copies, want 1", got)
 	}
+	if len(nvs) != 1 || nvs[0] == 0 || nvs[0] != s.listVersion {
+		t.Errorf("forwarded under list numbers %v, want [%d]", nvs, s.listVersion)
+	}
 
-	s.receive("b", claims("p:1"), t0) // b dropped a
-	s.receive("a", lazyMsg(2, 1), t0)
+	s.receive("b", claims(2, "p:1"), t0) // b dropped a
+	s.receive("a", forwarded(2, 1), t0)
 	wantSent(t, s, "b dropped a", "b gossip", "c gossip")
 
-	s.receive("b", claims("a", "p:1"), t0)
-	rep := lazyMsg(3, 1)
-	rep.Repair = true
-	s.receive("a", rep, t0)
+	s.receive("b", claims(3, "a", "p:1"), t0)
+	s.receive("a", forwarded(3, 2), t0) // a's list 2 was lost
+	wantSent(t, s, "a's list lost", "b gossip", "c gossip")
+
+	s.receive("a", forwarded(4, 0), t0) // a repair
 	wantSent(t, s, "repair", "b gossip", "c gossip")
 
+	s.receive("a", forwarded(5, 1), t0)
+	wantSent(t, s, "list 1 again", "c gossip")
+
 	off := joinedPeer(t, []string{"a", "b", "c", "o"})
-	off.receive("a", claims("p:1", "b", "c", "o"), t0)
-	off.receive("b", claims("a", "p:1"), t0)
-	off.receive("a", lazyMsg(1, 1), t0)
+	off.receive("a", claims(1, "p:1", "b", "c", "o"), t0)
+	off.receive("b", claims(1, "a", "p:1"), t0)
+	off.receive("a", forwarded(1, 1), t0)
 	wantSent(t, off, "option off", "b gossip", "c gossip")
+}
+
+// Anti-entropy sends cached copies without a list number, so that the
+// receiver prunes nothing for them.
+func TestSelfPruningRepairsUnnumbered(t *testing.T) {
+	s := joinedPeer(t, []string{"a", "b"}, WithSelfPruning(true))
+	s.originate([]byte("x"), t0)
+	for _, o := range s.fx.sends {
+		if o.msg.K == kindGossip && o.msg.NV != s.listVersion {
+			t.Errorf("originated under list %d, want %d", o.msg.NV, s.listVersion)
+		}
+	}
+	sent(&s.fx)
+	s.receive("a", &wireMsg{K: kindWant, IDs: []uint64{uint64(s.cache.entries(t0.Add(time.Hour))[0].id)}}, t0)
+	if len(s.fx.sends) != 1 || s.fx.sends[0].msg.K != kindGossip || s.fx.sends[0].msg.NV != 0 {
+		t.Fatalf("repair sent %v, want one gossip without a list number", sent(&s.fx))
+	}
 }
 
 // A peer tells its neighbours its links when they change: a new inbound
@@ -82,7 +118,7 @@ func TestSelfPruningTellsNeighbors(t *testing.T) {
 
 	// A list from a non-neighbour is ignored, and one beyond the max
 	// degree keeps only links to this peer's neighbours.
-	s.receive("x", claims("b"), t0)
+	s.receive("x", claims(1, "b"), t0)
 	if _, ok := s.nbrs["x"]; ok {
 		t.Fatal("x became a neighbour")
 	}
@@ -91,7 +127,7 @@ func TestSelfPruningTellsNeighbors(t *testing.T) {
 		long[i] = fmt.Sprintf("q%d", i)
 	}
 	long[7] = "d"
-	s.receive("b", claims(long...), t0)
+	s.receive("b", claims(9, long...), t0)
 	if got := s.nbrs["b"].claims; !slices.Equal(got, []string{"d"}) {
 		t.Errorf("claims kept from an oversized list: %v, want [d]", got)
 	}

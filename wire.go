@@ -41,7 +41,7 @@ const (
 	kindGraft                          // lazy push: send me these IDs and push to me eagerly
 	kindPrune                          // lazy push: stop pushing to me eagerly
 	kindChallenge                      // seed → peer: solve this proof of work (Nonce, Diff, Stamp = expiry)
-	kindNeighbors                      // self-pruning: the sender's neighbours (Peers, addresses only)
+	kindNeighbors                      // self-pruning: the sender's neighbours (Peers, addresses only), list version Seq
 	kindMax                            // first unused value
 )
 
@@ -93,7 +93,7 @@ type wireMsg struct {
 	Diff    uint8      `codec:"df,omitempty" json:"df,omitempty"` // proof-of-work difficulty
 	Counter uint64     `codec:"c,omitempty" json:"c,omitempty"`   // proof-of-work solution
 	Link    linkMode   `codec:"l,omitempty" json:"l,omitempty"`   // connect, connect-ack: how the sender starts the link (lazy push)
-	Repair  bool       `codec:"re,omitempty" json:"re,omitempty"` // gossip: sent from the cache by anti-entropy, not forwarded on receipt
+	NV      uint64     `codec:"nv,omitempty" json:"nv,omitempty"` // gossip: version of the sender's neighbour list it was forwarded under (self-pruning; 0: none, or a repair)
 }
 
 // validate rejects messages whose fields cannot be right for their kind,

@@ -42,8 +42,8 @@ func wireSamples() []*wireMsg {
 		{V: 1, K: kindPrune},
 		{V: 1, K: kindChallenge, Nonce: make([]byte, 16), Diff: 18, Stamp: 1},
 		{V: 1, K: kindRegister, Key: make([]byte, 32), Nonce: make([]byte, 16), Counter: 12345},
-		{V: 1, K: kindNeighbors, Peers: []wirePeer{{Addr: "127.0.0.1:8001"}, {Addr: "127.0.0.1:8002"}}},
-		{V: 1, K: kindGossip, Origin: "o", Seq: 2, Payload: []byte("r"), Repair: true},
+		{V: 1, K: kindNeighbors, Seq: 3, Peers: []wirePeer{{Addr: "127.0.0.1:8001"}, {Addr: "127.0.0.1:8002"}}},
+		{V: 1, K: kindGossip, Origin: "o", Seq: 2, Payload: []byte("r"), NV: 7},
 	}
 }
 
