@@ -121,10 +121,20 @@ type result struct {
 	TotalBytes        uint64  `json:"total_bytes"`
 	TotalFrames       uint64  `json:"total_frames"`
 	TransportDropped  uint64  `json:"transport_dropped"`
+	// OriginDropped is the part of TransportDropped at the origin's
+	// transport (its full send queues, its full inbox), over the whole run.
+	OriginDropped uint64 `json:"origin_dropped"`
 	// Dials counts outbound connection attempts during the workload, then
 	// over the whole run.
 	Dials      uint64 `json:"dials"`
 	TotalDials uint64 `json:"total_dials"`
+	// LinksDown counts neighbour links that went down (EventNeighborDown,
+	// either end) during the workload.
+	LinksDown uint64 `json:"links_down"`
+	// Incomplete counts the peers that missed at least one message, and
+	// Unreached the messages that reached no peer at all.
+	Incomplete int `json:"incomplete_peers"`
+	Unreached  int `json:"unreached_messages"`
 
 	// MaxHops is the largest hop count of a first arrival.
 	MaxHops    int     `json:"max_hops"`
@@ -172,6 +182,7 @@ type runner struct {
 	recv  []*receiver // per peer; recv[0] unused (the origin)
 
 	delivered atomic.Int64
+	linksDown atomic.Uint64
 	expected  int64
 	complete  chan struct{}
 	once      sync.Once
@@ -217,7 +228,7 @@ func run(ctx context.Context, cfg config) (res result, err error) {
 	res.MeanDegree = float64(sum) / float64(len(degs))
 	res.IdleHeapPerPeer = idleHeap() / uint64(len(r.nodes))
 
-	before := r.tcpStats()
+	before, down0 := r.tcpStats(), r.linksDown.Load()
 	cpu0 := cpuTime()
 	sendAt, sent, sendErr := r.originate(ctx)
 	res.Sent = sent
@@ -234,6 +245,7 @@ func run(ctx context.Context, cfg config) (res result, err error) {
 	}
 	drain.Stop()
 	after := r.tcpStats()
+	res.LinksDown = r.linksDown.Load() - down0
 	res.CPUMS = ms(cpuTime() - cpu0)
 	if cfg.HeapProfile != "" {
 		if err := writeHeapProfile(cfg.HeapProfile); err != nil {
@@ -245,6 +257,7 @@ func run(ctx context.Context, cfg config) (res result, err error) {
 	res.Bytes = after.BytesSent - before.BytesSent
 	res.Frames = after.FramesSent - before.FramesSent
 	res.TotalBytes, res.TotalFrames, res.TransportDropped = after.BytesSent, after.FramesSent, after.Dropped
+	res.OriginDropped = r.peers[0].tr.Stats().Dropped
 	res.Dials, res.TotalDials = after.Dials-before.Dials, after.Dials
 	if res.Deliveries > 0 {
 		res.BytesPerDelivery = float64(res.Bytes) / float64(res.Deliveries)
@@ -373,6 +386,9 @@ func (r *runner) launch(n *node, fn func(context.Context) error) {
 // 0) at one peer.
 func (r *runner) handler(rc *receiver, origin string) func(gossip.Event) {
 	return func(ev gossip.Event) {
+		if ev.Kind == gossip.EventNeighborDown {
+			r.linksDown.Add(1)
+		}
 		if ev.Kind != gossip.EventMessage || ev.Origin != origin || len(ev.Payload) < minSize {
 			return
 		}
@@ -495,13 +511,17 @@ func (r *runner) collect(res *result, sendAt []time.Time) {
 	res.Expected = int(r.expected)
 	lat := make([]time.Duration, 0, r.expected)
 	var last time.Duration
+	reached := make([]bool, len(sendAt))
 	for _, rc := range r.recv[1:] {
 		res.MaxHops = max(res.MaxHops, int(rc.maxHops.Load()))
+		missed := false
 		for i := range rc.arrival {
 			at := rc.arrival[i].Load()
 			if at == 0 || i >= len(sendAt) {
+				missed = missed || i < len(sendAt)
 				continue
 			}
+			reached[i] = true
 			arrived := r.base.Add(time.Duration(at))
 			lat = append(lat, arrived.Sub(sendAt[i]))
 			if r.cfg.Slow > 0 && r.cfg.SlowLog != nil && arrived.Sub(sendAt[i]) > r.cfg.Slow {
@@ -512,6 +532,14 @@ func (r *runner) collect(res *result, sendAt []time.Time) {
 				fmt.Fprintln(r.cfg.SlowLog)
 			}
 			last = max(last, arrived.Sub(sendAt[0]))
+		}
+		if missed {
+			res.Incomplete++
+		}
+	}
+	for _, ok := range reached {
+		if !ok {
+			res.Unreached++
 		}
 	}
 	res.Deliveries = len(lat)
