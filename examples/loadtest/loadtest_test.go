@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -12,22 +13,28 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // TestLoadSmoke runs a small load test over real TCP: every message must
 // reach every peer, and every goroutine must be gone afterwards (TestMain).
 func TestLoadSmoke(t *testing.T) {
-	cfg := defaultConfig()
-	cfg.Peers, cfg.Messages, cfg.Rate = 8, 50, 500
-	cfg.Timeout = 30 * time.Second
-	cfg.PoW = 8 // the real registration puzzle, made cheap for -race
-	res, err := run(t.Context(), cfg)
-	if err != nil {
-		t.Fatalf("run: %v (result %+v)", err, res)
+	for _, prune := range []bool{false, true} {
+		t.Run(fmt.Sprintf("self-prune=%v", prune), func(t *testing.T) {
+			cfg := defaultConfig()
+			cfg.Peers, cfg.Messages, cfg.Rate = 8, 50, 500
+			cfg.Timeout = 30 * time.Second
+			cfg.PoW = 8 // the real registration puzzle, made cheap for -race
+			cfg.SelfPrune = prune
+			res, err := run(t.Context(), cfg)
+			if err != nil {
+				t.Fatalf("run: %v (result %+v)", err, res)
+			}
+			if res.Delivered != 1.0 || res.Incomplete != 0 || res.Unreached != 0 {
+				t.Fatalf("delivered %v (%d of %d; %d peers missed some, %d messages reached none), want 1.0",
+					res.Delivered, res.Deliveries, res.Expected, res.Incomplete, res.Unreached)
+			}
+			if res.Sent != cfg.Messages || res.Bytes == 0 || res.Frames == 0 || res.LatencyMax <= 0 || res.MaxHops < 1 {
+				t.Errorf("implausible result: %+v", res)
+			}
+			t.Logf("p50 %.2fms p99 %.2fms, %.0f B/delivery, %d duplicates, mean degree %.2f",
+				res.LatencyP50, res.LatencyP99, res.BytesPerDelivery, res.Duplicates, res.MeanDegree)
+		})
 	}
-	if res.Delivered != 1.0 {
-		t.Fatalf("delivered %v (%d of %d), want 1.0", res.Delivered, res.Deliveries, res.Expected)
-	}
-	if res.Sent != cfg.Messages || res.Bytes == 0 || res.Frames == 0 || res.LatencyMax <= 0 || res.MaxHops < 1 {
-		t.Errorf("implausible result: %+v", res)
-	}
-	t.Logf("p50 %.2fms p99 %.2fms, %.0f B/delivery, %d duplicates, mean degree %.2f",
-		res.LatencyP50, res.LatencyP99, res.BytesPerDelivery, res.Duplicates, res.MeanDegree)
 }
 
 func TestConfigValidate(t *testing.T) {
