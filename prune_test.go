@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gossip-dev/gossip/codec"
+	"github.com/gossip-dev/gossip/transport"
 )
 
 // claims is neighbour list number v, listing addrs.
@@ -133,10 +134,11 @@ func TestSelfPruningTellsNeighbors(t *testing.T) {
 	}
 }
 
-// floodRun runs prunePeers peers without loss, each originating
-// pruneMessages messages, and returns the deliveries and the gossip frames
-// the network carried.
-func floodRun(t *testing.T, opts ...Option) (delivered, frames int, exactlyOnce bool) {
+// floodRun runs prunePeers peers, each originating pruneMessages messages
+// while links lose a fraction loss of the frames, and returns the
+// deliveries and the gossip frames the network carried, after every
+// delivery (with loss, anti-entropy's repairs) could have happened.
+func floodRun(t *testing.T, loss float64, opts ...Option) (delivered, frames int, exactlyOnce bool, repaired uint64) {
 	const prunePeers, pruneMessages = 40, 5
 	var n atomic.Int64
 	cd := codec.Msgpack()
@@ -146,6 +148,9 @@ func floodRun(t *testing.T, opts ...Option) (delivered, frames int, exactlyOnce 
 		peers := c.startPeers(prunePeers, joinGap)
 		time.Sleep(30 * time.Second)
 		synctest.Wait()
+		if loss > 0 {
+			c.net.SetDefaultFault(transport.Fault{Drop: loss, Latency: 5 * time.Millisecond, Jitter: 5 * time.Millisecond})
+		}
 		c.net.SetFilter(func(from, to string, frame []byte) bool {
 			var m wireMsg
 			if cd.Unmarshal(frame, &m) == nil && m.K == kindGossip {
@@ -159,7 +164,7 @@ func floodRun(t *testing.T, opts ...Option) (delivered, frames int, exactlyOnce 
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		time.Sleep(time.Minute)
+		time.Sleep(3 * time.Minute) // anti-entropy every 20 s
 		synctest.Wait()
 		exactlyOnce = true
 		for _, p := range peers {
@@ -176,24 +181,41 @@ func floodRun(t *testing.T, opts ...Option) (delivered, frames int, exactlyOnce 
 				}
 			}
 		}
+		for _, p := range peers {
+			repaired += c.peers[p].Stats().Repaired
+		}
 		delivered = len(c.rec.kind(EventMessage))
 		if want := pruneMessages * prunePeers * (prunePeers - 1); delivered != want {
 			t.Errorf("%d deliveries, want %d", delivered, want)
 		}
 	})
-	return delivered, int(n.Load()), exactlyOnce
+	return delivered, int(n.Load()), exactlyOnce, repaired
 }
 
 // Over the in-memory network, self-pruning delivers every message to every
 // peer, as flooding does, with fewer frames.
 func TestSelfPruningDelivers(t *testing.T) {
-	pd, pf, pOnce := floodRun(t, WithSelfPruning(true))
-	fd, ff, fOnce := floodRun(t)
+	pd, pf, pOnce, _ := floodRun(t, 0, WithSelfPruning(true))
+	fd, ff, fOnce, _ := floodRun(t, 0)
 	t.Logf("self-pruning: %d deliveries, %.2f frames each; flooding: %d, %.2f", pd, float64(pf)/float64(pd), fd, float64(ff)/float64(fd))
 	if !pOnce || !fOnce {
 		t.Errorf("not every message delivered exactly once: self-pruning %v, flooding %v", pOnce, fOnce)
 	}
 	if pf >= ff {
 		t.Errorf("self-pruning sent %d gossip frames, flooding %d: nothing pruned", pf, ff)
+	}
+}
+
+// With 5% of the frames lost, neighbour lists among them, every message
+// still reaches every peer exactly once, pushed or repaired by
+// anti-entropy.
+func TestSelfPruningDeliversUnderLoss(t *testing.T) {
+	d, f, once, repaired := floodRun(t, 0.05, WithSelfPruning(true))
+	t.Logf("self-pruning at 5%% loss: %d deliveries, %.2f frames each, %d repairs", d, float64(f)/float64(d), repaired)
+	if !once {
+		t.Errorf("not every message delivered exactly once")
+	}
+	if repaired == 0 {
+		t.Errorf("no repairs: the loss did not bite")
 	}
 }
