@@ -265,9 +265,9 @@ func BenchmarkSeenSet(b *testing.B) {
 
 // benchRelay returns a joined peer state with nbrs neighbours named
 // n0..n{nbrs-1}, all connected inbound, with its effects drained.
-func benchRelay(b *testing.B, nbrs int) (*peerState, []string) {
+func benchRelay(b *testing.B, nbrs int, opts ...Option) (*peerState, []string) {
 	b.Helper()
-	cfg := benchConfig(b)
+	cfg := benchConfig(b, opts...)
 	s := newPeerState(cfg, "127.0.0.1:50000", []string{"s1", "s2", "s3"}, new(peerCounters), newReputation(cfg))
 	now := time.Unix(1_700_000_000, 0)
 	s.start(now)
@@ -379,38 +379,51 @@ func BenchmarkNodeFlush(b *testing.B) {
 // frame, run the state machine, encode the 7 relayed frames.
 func BenchmarkRelayPath(b *testing.B) {
 	const nbrs = 8
-	cfg := benchConfig(b)
-	s, names := benchRelay(b, nbrs)
-	tr := &discardTransport{}
-	n := newNode(tr, cfg, s, s.rep)
-	d := newDispatcher(nil)
-	ctx := context.Background()
-	m := benchGossip()
-	frames := make([][]byte, 1024)
-	for i := range frames {
-		m.Seq = uint64(i + 1)
-		frames[i], _ = cfg.codec.Marshal(m)
-	}
-	b.Run(fmt.Sprintf("nbrs=%d", nbrs), func(b *testing.B) {
-		b.ReportAllocs()
-		now := time.Unix(1_700_000_001, 0)
-		i := 0
-		for b.Loop() {
-			var msg wireMsg
-			if err := cfg.codec.Unmarshal(frames[i%len(frames)], &msg); err != nil {
-				b.Fatal(err)
+	for _, prune := range []bool{false, true} {
+		cfg := benchConfig(b, WithSelfPruning(prune))
+		s, names := benchRelay(b, nbrs, WithSelfPruning(prune))
+		m := benchGossip()
+		if prune {
+			// The sender shares 3 of this peer's other neighbours, which
+			// confirm the links: 3 of the 7 copies are pruned.
+			shared := []wirePeer{{Addr: names[1]}, {Addr: names[2]}, {Addr: names[3]}}
+			s.receive(names[0], &wireMsg{K: kindNeighbors, Seq: 1, Peers: shared}, time.Unix(1_700_000_000, 0))
+			for _, a := range names[1:4] {
+				s.receive(a, &wireMsg{K: kindNeighbors, Seq: 1, Peers: []wirePeer{{Addr: names[0]}}}, time.Unix(1_700_000_000, 0))
 			}
-			if err := msg.validate(cfg.maxPayload); err != nil {
-				b.Fatal(err)
-			}
-			// Make every frame new: the seen set would drop a repeat.
-			msg.Seq += uint64(i/len(frames)) << 32
-			s.receive(names[0], &msg, now)
-			if err := n.flush(ctx, d); err != nil {
-				b.Fatal(err)
-			}
-			i++
+			s.fx.sends = s.fx.sends[:0]
+			m.NV = 1
 		}
-		b.ReportMetric(float64(tr.frames)/float64(i), "frames/op")
-	})
+		tr := &discardTransport{}
+		n := newNode(tr, cfg, s, s.rep)
+		d := newDispatcher(nil)
+		ctx := context.Background()
+		frames := make([][]byte, 1024)
+		for i := range frames {
+			m.Seq = uint64(i + 1)
+			frames[i], _ = cfg.codec.Marshal(m)
+		}
+		b.Run(fmt.Sprintf("nbrs=%d/self-prune=%v", nbrs, prune), func(b *testing.B) {
+			b.ReportAllocs()
+			now := time.Unix(1_700_000_001, 0)
+			i, frames0 := 0, tr.frames // -count runs this again on the same node
+			for b.Loop() {
+				var msg wireMsg
+				if err := cfg.codec.Unmarshal(frames[i%len(frames)], &msg); err != nil {
+					b.Fatal(err)
+				}
+				if err := msg.validate(cfg.maxPayload); err != nil {
+					b.Fatal(err)
+				}
+				// Make every frame new: the seen set would drop a repeat.
+				msg.Seq += uint64(i/len(frames)) << 32
+				s.receive(names[0], &msg, now)
+				if err := n.flush(ctx, d); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			b.ReportMetric(float64(tr.frames-frames0)/float64(i), "frames/op")
+		})
+	}
 }
