@@ -432,6 +432,16 @@ func compareDecode(t *testing.T, data []byte, start any) {
 		t.Logf("input %x: go-msgpack failed internally (%v); codec error %v", data, errSlow, errFast)
 		return
 	}
+	if errSlow != nil && errFast == nil && hasEmptyExt8(data) {
+		// go-msgpack v2.1.5 mis-skips an ext8 of length 0 (c7 00 type) in
+		// an unknown field: at the end of the input it reports EOF, before
+		// another field it reads that field's bytes as the ext's data. The
+		// spec allows the length 0, and the fast path skips the 3 bytes, so
+		// go-msgpack is no oracle here: for example
+		// testdata/fuzz/FuzzMsgpackFastPath/56fdbc2b0bf22571.
+		t.Logf("input %x: go-msgpack mis-skips an empty ext8 (%v); codec decoded it", data, errSlow)
+		return
+	}
 	if (errFast == nil) != (errSlow == nil) {
 		t.Fatalf("input %x: codec error %v, go-msgpack error %v", data, errFast, errSlow)
 	}
@@ -549,6 +559,66 @@ func TestFastDecodeEdgeCases(t *testing.T) {
 			for _, start := range fastStarts() {
 				compareDecode(t, data[:i], start)
 			}
+		}
+	}
+}
+
+// hasEmptyExt8 reports whether data is one complete msgpack value with an
+// ext8 of length 0 somewhere in it.
+func hasEmptyExt8(data []byte) bool {
+	d := &fastDecoder{b: data}
+	found := false
+	var walk func(depth int) bool
+	walk = func(depth int) bool {
+		if depth > maxSkipDepth || d.pos >= len(d.b) {
+			return false
+		}
+		c := d.b[d.pos]
+		var n int
+		var ok bool
+		switch {
+		case c == 0xc7 && d.pos+1 < len(d.b) && d.b[d.pos+1] == 0:
+			found = true
+			return d.skip(depth)
+		case c&0xf0 == 0x90, c == 0xdc, c == 0xdd:
+			d.pos++
+			if n, ok = d.arrayLen(c); !ok {
+				return false
+			}
+		case c&0xf0 == 0x80, c == 0xde, c == 0xdf:
+			d.pos++
+			if n, ok = d.mapLen(c); !ok {
+				return false
+			}
+			n *= 2
+		default:
+			return d.skip(depth)
+		}
+		for range n {
+			if !walk(depth + 1) {
+				return false
+			}
+		}
+		return true
+	}
+	return walk(0) && d.pos == len(d.b) && found
+}
+
+// TestHasEmptyExt8 checks the guard of the oracle in compareDecode.
+func TestHasEmptyExt8(t *testing.T) {
+	for _, c := range []struct {
+		data []byte
+		want bool
+	}{
+		{[]byte{0x81, 0xa1, 'x', 0xc7, 0x00, 0x30}, true},
+		{[]byte{0x92, 0x01, 0xc7, 0x00, 0x30}, true},
+		{[]byte{0x81, 0xa1, 'x', 0xc7, 0x01, 0x30, 0x00}, false}, // length 1
+		{[]byte{0x81, 0xa2, 0xc7, 0x00, 0x01}, false},            // inside a string
+		{[]byte{0x82, 0xa1, 'x', 0xc7, 0x00, 0x30}, false},       // truncated
+		{[]byte{0x81, 0xa1, 'x', 0xc7, 0x00, 0x30, 0x01}, false}, // trailing byte
+	} {
+		if got := hasEmptyExt8(c.data); got != c.want {
+			t.Errorf("%x: %v, want %v", c.data, got, c.want)
 		}
 	}
 }
