@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/gossip-dev/gossip/codec"
 	"github.com/gossip-dev/gossip/transport"
 )
 
@@ -212,6 +214,21 @@ func (c *cluster) startNetwork(n int, settle time.Duration) []string {
 	time.Sleep(settle)
 	synctest.Wait()
 	return peers
+}
+
+// countGossip counts, from now on, the gossip frames the network delivers
+// (a frame a fault drops never reaches the filter, so is not counted).
+func (c *cluster) countGossip() *atomic.Int64 {
+	var n atomic.Int64
+	cd := codec.Msgpack()
+	c.net.SetFilter(func(from, to string, frame []byte) bool {
+		var m wireMsg
+		if cd.Unmarshal(frame, &m) == nil && m.K == kindGossip {
+			n.Add(1)
+		}
+		return true
+	})
+	return &n
 }
 
 func (c *cluster) stop(addr string) {

@@ -9,7 +9,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/gossip-dev/gossip/codec"
 	"github.com/gossip-dev/gossip/transport"
 )
 
@@ -27,22 +26,12 @@ const (
 // messages under 5% loss, and returns the delivered fraction and the
 // payload transmissions (gossip frames sent) per delivery.
 func runDissemination(t *testing.T, opts ...Option) (coverage, perDelivery float64) {
-	var frames atomic.Int64
-	cd := codec.Msgpack()
+	var frames *atomic.Int64
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(t, 3, append([]Option{WithMessages(0)}, opts...)...)
-		c.startSeeds()
-		peers := c.startPeers(lazyPeers, joinGap)
-		time.Sleep(30 * time.Second)
-		synctest.Wait()
+		peers := c.startNetwork(lazyPeers, 30*time.Second)
 		c.net.SetDefaultFault(transport.Fault{Drop: lazyLoss, Latency: 5 * time.Millisecond, Jitter: 5 * time.Millisecond})
-		c.net.SetFilter(func(from, to string, frame []byte) bool {
-			var m wireMsg
-			if cd.Unmarshal(frame, &m) == nil && m.K == kindGossip {
-				frames.Add(1)
-			}
-			return true
-		})
+		frames = c.countGossip()
 		for i := range lazyMessages {
 			_ = c.peers[peers[0]].Broadcast(t.Context(), fmt.Appendf(nil, "m%d", i))
 			time.Sleep(50 * time.Millisecond)

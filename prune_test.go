@@ -8,7 +8,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/gossip-dev/gossip/codec"
 	"github.com/gossip-dev/gossip/transport"
 )
 
@@ -140,24 +139,14 @@ func TestSelfPruningTellsNeighbors(t *testing.T) {
 // delivery (with loss, anti-entropy's repairs) could have happened.
 func floodRun(t *testing.T, loss float64, opts ...Option) (delivered, frames int, exactlyOnce bool, repaired uint64) {
 	const prunePeers, pruneMessages = 40, 5
-	var n atomic.Int64
-	cd := codec.Msgpack()
+	var n *atomic.Int64
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(t, 3, append([]Option{WithMessages(0)}, opts...)...)
-		c.startSeeds()
-		peers := c.startPeers(prunePeers, joinGap)
-		time.Sleep(30 * time.Second)
-		synctest.Wait()
+		peers := c.startNetwork(prunePeers, 30*time.Second)
 		if loss > 0 {
 			c.net.SetDefaultFault(transport.Fault{Drop: loss, Latency: 5 * time.Millisecond, Jitter: 5 * time.Millisecond})
 		}
-		c.net.SetFilter(func(from, to string, frame []byte) bool {
-			var m wireMsg
-			if cd.Unmarshal(frame, &m) == nil && m.K == kindGossip {
-				n.Add(1)
-			}
-			return true
-		})
+		n = c.countGossip()
 		for i := range pruneMessages {
 			for _, p := range peers {
 				_ = c.peers[p].Broadcast(t.Context(), fmt.Appendf(nil, "%s-%d", p, i))
