@@ -2,7 +2,10 @@
 
 package transport
 
-import "net"
+import (
+	"net"
+	"syscall"
+)
 
 // peerCloseDetected says that closeCheck does not work on this system.
 const peerCloseDetected = false
@@ -16,6 +19,8 @@ type closeCheck struct{}
 func newCloseCheck(net.Conn) *closeCheck { return nil }
 
 func (*closeCheck) peerGone() bool { return false }
+
+func (*closeCheck) raw() syscall.RawConn { return nil }
 
 // setRawAhead would make fr read through c's socket; without the unix
 // system calls fr reads through c.

@@ -16,7 +16,8 @@ const peerCloseDetected = true
 // or reset it, or has written to it (it never should), without blocking:
 // it tries a one-byte read of the non-blocking socket. An outbound
 // connection has no reader goroutine, so the writer checks before each
-// batch rather than losing the batch on a dead socket.
+// batch rather than losing the batch on a dead socket, unless the
+// transport's poller watches the connection (see TCP.watch).
 //
 // A read, not a peek: the peer sends nothing on this connection, so there
 // is nothing a read could take that the writer wants kept, and recvfrom's
@@ -29,19 +30,6 @@ type closeCheck struct {
 	try  func(fd uintptr) bool // k.read, bound once
 	gone bool
 	b    [1]byte
-}
-
-// rawConn returns c's syscall.RawConn, or nil if it has no socket.
-func rawConn(c net.Conn) syscall.RawConn {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	return rc
 }
 
 // newCloseCheck returns the check for c, or nil if c has no socket.
@@ -70,6 +58,14 @@ func (k *closeCheck) read(fd uintptr) bool {
 		}
 		return true // never wait for readability
 	}
+}
+
+// raw returns the connection's syscall.RawConn; nil for a nil check.
+func (k *closeCheck) raw() syscall.RawConn {
+	if k == nil {
+		return nil
+	}
+	return k.rc
 }
 
 // peerGone reports whether the peer has closed, reset or written to the

@@ -346,12 +346,34 @@ func TestTCPDialsFromListenIP(t *testing.T) {
 	}
 }
 
+// TestTCPReconnectAfterPeerRestart: a writer whose peer closed its
+// connection redials for the next batch instead of losing it on the dead
+// socket, whether the poller saw the close (on Linux) or the writer's
+// check before the batch does (elsewhere, and without a poller).
 func TestTCPReconnectAfterPeerRestart(t *testing.T) {
 	if !transport.PeerCloseDetected {
 		t.Skip("a writer cannot tell that its peer closed the connection on " + runtime.GOOS)
 	}
-	peerClosed := make(chan string, 4)
-	a := listen(t, transport.WithHooks(transport.Hooks{PeerClosed: func(addr string) { peerClosed <- addr }}))
+	for _, poller := range []bool{true, false} {
+		t.Run(fmt.Sprintf("poller=%v", poller), func(t *testing.T) {
+			if poller && runtime.GOOS != "linux" {
+				t.Skip("no poller on " + runtime.GOOS)
+			}
+			testReconnectAfterPeerRestart(t, poller)
+		})
+	}
+}
+
+func testReconnectAfterPeerRestart(t *testing.T, poller bool) {
+	peerClosed, peerGone := make(chan string, 4), make(chan string, 4)
+	opts := []transport.TCPOption{transport.WithHooks(transport.Hooks{
+		PeerClosed: func(addr string) { peerClosed <- addr },
+		PeerGone:   func(addr string) { peerGone <- addr },
+	})}
+	if !poller {
+		opts = append(opts, transport.WithoutPoller())
+	}
+	a := listen(t, opts...)
 	b, err := transport.ListenTCP("127.0.0.1:0", transport.WithLogger(testLogger(t)))
 	if err != nil {
 		t.Fatal(err)
@@ -363,6 +385,14 @@ func TestTCPReconnectAfterPeerRestart(t *testing.T) {
 	recvOne(t, b)
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if poller {
+		// The poller sees the close as it happens; a batch written
+		// before it did would be lost like one written just before the
+		// close.
+		if got := wait(t, peerGone, "the poller to see the peer close"); got != addr {
+			t.Errorf("PeerGone(%s), want %s", got, addr)
+		}
 	}
 
 	// a still holds its connection to the old b. It finds it closed before
@@ -383,6 +413,13 @@ func TestTCPReconnectAfterPeerRestart(t *testing.T) {
 	}
 	if d := a.Stats().Dropped; d != 0 {
 		t.Fatalf("Dropped = %d, want 0", d)
+	}
+	if !poller {
+		select {
+		case got := <-peerGone:
+			t.Errorf("PeerGone(%s) without a poller", got)
+		default:
+		}
 	}
 }
 
