@@ -17,7 +17,7 @@ import (
 // Default settings of a TCP transport.
 const (
 	defaultMaxFrameSize     = 1 << 20
-	defaultQueueSize        = 1024
+	defaultQueueSize        = 4096
 	defaultInboxSize        = 4096
 	defaultDialTimeout      = 2 * time.Second
 	defaultHandshakeTimeout = 5 * time.Second
@@ -88,8 +88,15 @@ func WithMaxFrameSize(n int) TCPOption {
 }
 
 // WithQueueSize sets the capacity, in frames, of the send queue kept per
-// destination (default 1024). Send drops a frame and counts it in
-// [TCPStats.Dropped] when its destination's queue is full.
+// destination (default 4096). Send drops a frame and counts it in
+// [TCPStats.Dropped] when its destination's queue is full. The queue
+// holds frames in pooled 16 KiB chunks only while they wait, so the bound
+// costs nothing until a destination falls behind; 4096 frames ride out a
+// stall of about 0.8 s on a link carrying 5000 frames a second. With 1024,
+// the flooding load generator at 5000 messages a second delivered 100 %
+// in 4 of 8 runs, one of them losing whole messages to the origin's own
+// full queues; with 4096, in 13 of 14 runs, and no origin queue
+// overflowed.
 func WithQueueSize(n int) TCPOption {
 	return func(c *tcpConfig) error {
 		if n < 1 {
@@ -202,7 +209,9 @@ func WithIdleTimeout(d time.Duration) TCPOption {
 // one that turns busy is busy again after 8 quick waits. A frame that
 // ends a park waits for a goroutine to start: a few microseconds. Parking
 // needs Linux (epoll); elsewhere every inbound connection keeps its
-// reader, whatever d.
+// reader, whatever d. On Linux that goroutine runs whatever d: it also
+// watches outbound connections for their peers' closes, which saves the
+// writers a check before each batch.
 func WithParkAfter(d time.Duration) TCPOption {
 	return func(c *tcpConfig) error {
 		if d < 0 {

@@ -66,7 +66,7 @@ func defaultConfig() config {
 		Peers: 50, Seeds: 3, Messages: 1000, Size: 256, Rate: 500,
 		MinDegree: gossip.DefaultMinDegree, MaxDegree: 8, Exponent: gossip.DefaultDegreeExponent,
 		Stagger: 10 * time.Millisecond, Drain: 10 * time.Second, Timeout: 60 * time.Second,
-		QueueSize: 1024, InboxSize: 4096, RandSeed: 1, LazyGraft: time.Second, EagerLinks: gossip.DefaultEagerLinks, Signatures: true, PoW: gossip.DefaultPoWDifficulty,
+		QueueSize: 4096, InboxSize: 4096, RandSeed: 1, LazyGraft: time.Second, EagerLinks: gossip.DefaultEagerLinks, Signatures: true, PoW: gossip.DefaultPoWDifficulty,
 	}
 }
 
