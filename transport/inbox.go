@@ -23,6 +23,11 @@ const inboxChanSize = 16
 // the queue is empty, and the queue is drained into ch in order by a pump
 // goroutine that runs only while the queue is non-empty.
 //
+// The queue is full when it holds limit frames, or when the next frame
+// would take the payload bytes it holds past maxBytes; an empty queue
+// takes any frame, so one larger than maxBytes is not shut out. The
+// channel's frames are outside both bounds.
+//
 // When the queue is full, readers wait for room (see WithInboxWait): in
 // the order they began waiting, except that room goes first to a waiting
 // connection holding less than its fair share of the queue (limit divided
@@ -35,11 +40,12 @@ const inboxChanSize = 16
 // keep draining their sockets, so frames do not pile up, unbounded in
 // time, in socket buffers behind a blocked reader.
 type inbox struct {
-	ch    chan Packet
-	limit int           // frames the queue may hold
-	wait  time.Duration // the bound on an episode's waits (WithInboxWait)
-	ctx   context.Context
-	start func(func()) // runs the pump on a goroutine the transport tracks
+	ch       chan Packet
+	limit    int           // frames the queue may hold
+	maxBytes int           // payload bytes the queue may hold (see fits)
+	wait     time.Duration // the bound on an episode's waits (WithInboxWait)
+	ctx      context.Context
+	start    func(func()) // runs the pump on a goroutine the transport tracks
 	// dropped counts the frames the pump discards when ctx ends; waits
 	// counts the puts that had to wait, and onWait, if set, is called as
 	// one starts waiting.
@@ -50,6 +56,7 @@ type inbox struct {
 	ring      []queued // the queue: ring[head], ... (n frames, wrapping)
 	head, n   int
 	pending   int         // n, plus the frame in the pump's hands
+	bytes     int         // the payload bytes of those pending frames
 	pumping   bool        // the pump goroutine runs
 	active    int         // sources with frames in the queue
 	waiters   []waitEntry // FIFO: the sources whose reader waits, with their frame
@@ -77,9 +84,15 @@ type inboxSource struct {
 // newInbox returns an inbox of size frames, of which the channel holds
 // up to inboxChanSize. When ctx ends, put stops waiting and the pump
 // discards the queue. The caller sets the counters and start.
-func newInbox(ctx context.Context, size int, wait time.Duration) *inbox {
+func newInbox(ctx context.Context, size, maxBytes int, wait time.Duration) *inbox {
 	c := min(size, inboxChanSize)
-	return &inbox{ch: make(chan Packet, c), limit: size - c, wait: wait, ctx: ctx}
+	return &inbox{ch: make(chan Packet, c), limit: size - c, maxBytes: maxBytes, wait: wait, ctx: ctx}
+}
+
+// fits reports whether the queue has room for a frame of size payload
+// bytes. The caller holds mu.
+func (in *inbox) fits(size int) bool {
+	return in.pending < in.limit && (in.pending == 0 || in.bytes+size <= in.maxBytes)
 }
 
 // put adds p, from src, to the inbox and reports whether it did. When the
@@ -101,7 +114,7 @@ func (in *inbox) put(p Packet, src *inboxSource) bool {
 		in.mu.Unlock()
 		return in.waitChan(p)
 	}
-	if in.pending < in.limit {
+	if in.fits(len(p.Payload)) {
 		if !in.fullSince.IsZero() && !in.fair(src) && in.shedding(time.Now()) {
 			in.mu.Unlock()
 			return false
@@ -220,6 +233,7 @@ func (in *inbox) enqueue(p Packet, src *inboxSource) {
 	in.ring[(in.head+in.n)%len(in.ring)] = queued{p, src}
 	in.n++
 	in.pending++
+	in.bytes += len(p.Payload)
 	if src.queued++; src.queued == 1 {
 		in.active++
 	}
@@ -229,11 +243,13 @@ func (in *inbox) enqueue(p Packet, src *inboxSource) {
 	}
 }
 
-// admit gives the room freed by one delivery to a waiting source: the
+// admit gives the room freed by a delivery to a waiting source: the
 // first holding less than its share of the queue, or else the first. The
 // share divides the queue among the sources that have frames queued or
-// waiting. The caller holds mu.
-func (in *inbox) admit() {
+// waiting. It reports whether it queued a frame: not when the one picked
+// does not fit, which then waits for more deliveries (once the queue is
+// empty, any frame fits). The caller holds mu.
+func (in *inbox) admit() bool {
 	contenders := in.active
 	for _, w := range in.waiters {
 		if w.src.queued == 0 {
@@ -249,6 +265,9 @@ func (in *inbox) admit() {
 		}
 	}
 	w := in.waiters[pick]
+	if !in.fits(len(w.p.Payload)) {
+		return false
+	}
 	in.waiters = slices.Delete(in.waiters, pick, pick+1)
 	if len(in.waiters) == 0 {
 		in.waiters = nil
@@ -256,6 +275,7 @@ func (in *inbox) admit() {
 	w.src.waiting = false
 	in.enqueue(w.p, w.src)
 	w.src.ready <- struct{}{}
+	return true
 }
 
 // maxKeptRing bounds, in frames, the queue's buffer that the pump keeps
@@ -294,13 +314,15 @@ func (in *inbox) pump() {
 		}
 		in.mu.Lock()
 		in.pending--
+		in.bytes -= len(q.p.Payload)
 		if q.src.queued--; q.src.queued == 0 {
 			in.active--
 		}
-		if len(in.waiters) > 0 {
-			in.admit()
+		// A delivery frees one frame's room, and its bytes may make room
+		// for several smaller frames.
+		for len(in.waiters) > 0 && in.admit() {
 		}
-		if in.pending <= in.limit/2 {
+		if in.pending <= in.limit/2 && in.bytes <= in.maxBytes/2 {
 			in.fullSince = time.Time{}
 		}
 	}
@@ -323,6 +345,6 @@ func (in *inbox) discard() int {
 	defer in.mu.Unlock()
 	dropped := in.pending
 	clear(in.ring)
-	in.ring, in.head, in.n, in.pending, in.pumping = nil, 0, 0, 0, false
+	in.ring, in.head, in.n, in.pending, in.bytes, in.pumping = nil, 0, 0, 0, 0, false
 	return dropped
 }

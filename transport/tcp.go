@@ -18,7 +18,9 @@ import (
 const (
 	defaultMaxFrameSize     = 1 << 20
 	defaultQueueSize        = 4096
+	defaultQueueBytes       = 4 << 20
 	defaultInboxSize        = 4096
+	defaultInboxBytes       = 64 << 20
 	defaultDialTimeout      = 2 * time.Second
 	defaultHandshakeTimeout = 5 * time.Second
 	defaultIdleTimeout      = 2 * time.Minute
@@ -41,7 +43,9 @@ type TCPOption func(*tcpConfig) error
 type tcpConfig struct {
 	maxFrame         int
 	queueSize        int
+	queueBytes       int
 	inboxSize        int
+	inboxBytes       int
 	inboxWait        time.Duration
 	dialTimeout      time.Duration
 	handshakeTimeout time.Duration
@@ -96,7 +100,7 @@ func WithMaxFrameSize(n int) TCPOption {
 // the flooding load generator at 5000 messages a second delivered 100 %
 // in 4 of 8 runs, one of them losing whole messages to the origin's own
 // full queues; with 4096, in 13 of 14 runs, and no origin queue
-// overflowed.
+// overflowed. [WithQueueBytes] bounds the same queue in bytes.
 func WithQueueSize(n int) TCPOption {
 	return func(c *tcpConfig) error {
 		if n < 1 {
@@ -107,11 +111,31 @@ func WithQueueSize(n int) TCPOption {
 	}
 }
 
+// WithQueueBytes bounds, in bytes (frame headers included), the send
+// queue kept per destination (default 4 MiB, at least 1). It goes with
+// [WithQueueSize]: a frame is dropped, and counted in [TCPStats.Dropped],
+// when either bound would be passed, except that an empty queue takes any
+// frame Send accepts. The frame bound alone lets a destination that has
+// stopped reading hold its queue size times the largest frame: 4 GiB at
+// the defaults, 256 MiB with gossip's largest messages. The load
+// generator's 4096 queued gossip frames of a 256-byte message take
+// 1.3 MB, so the byte bound does not bite there.
+func WithQueueBytes(n int) TCPOption {
+	return func(c *tcpConfig) error {
+		if n < 1 {
+			return fmt.Errorf("transport: queue bytes must be at least 1, got %d", n)
+		}
+		c.queueBytes = n
+		return nil
+	}
+}
+
 // WithInboxSize bounds the inbox, the inbound frames received but not yet
 // taken from [TCP.Packets] (default 4096). The channel Packets returns
 // holds up to 16 of them; the rest wait in a queue that grows with the
 // backlog and is released once the inbox is idle, so an idle transport
-// does not pay for the bound. An inbound frame that finds the inbox full waits as
+// does not pay for the bound. [WithInboxBytes] bounds the queue in bytes
+// as well. An inbound frame that finds the inbox full waits as
 // [WithInboxWait] says, then is dropped and counted in [TCPStats.Dropped].
 func WithInboxSize(n int) TCPOption {
 	return func(c *tcpConfig) error {
@@ -119,6 +143,24 @@ func WithInboxSize(n int) TCPOption {
 			return fmt.Errorf("transport: inbox size must be at least 1, got %d", n)
 		}
 		c.inboxSize = n
+		return nil
+	}
+}
+
+// WithInboxBytes bounds, in payload bytes, the queue part of the inbox
+// (default 64 MiB, at least 1). It goes with [WithInboxSize]: the inbox
+// is full for a frame when the queue holds its size in frames, or when
+// the frame would take the queue's bytes past n; a frame that finds the
+// queue empty is taken whatever its size. A full inbox is handled as
+// WithInboxSize says. The channel Packets returns, at most 16 frames,
+// comes on top. The frame bound alone would let a backlog of frames of
+// the largest size hold 4 GiB at the defaults.
+func WithInboxBytes(n int) TCPOption {
+	return func(c *tcpConfig) error {
+		if n < 1 {
+			return fmt.Errorf("transport: inbox bytes must be at least 1, got %d", n)
+		}
+		c.inboxBytes = n
 		return nil
 	}
 }
@@ -436,7 +478,9 @@ func ListenTCP(addr string, opts ...TCPOption) (*TCP, error) {
 	cfg := tcpConfig{
 		maxFrame:         defaultMaxFrameSize,
 		queueSize:        defaultQueueSize,
+		queueBytes:       defaultQueueBytes,
 		inboxSize:        defaultInboxSize,
+		inboxBytes:       defaultInboxBytes,
 		inboxWait:        defaultInboxWait,
 		dialTimeout:      defaultDialTimeout,
 		handshakeTimeout: defaultHandshakeTimeout,
@@ -498,7 +542,7 @@ func ListenTCP(addr string, opts ...TCPOption) (*TCP, error) {
 	t.log = cfg.logger.With("addr", t.addr)
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.dialCtx, t.dialCancel = context.WithCancel(context.Background())
-	t.inbox = newInbox(t.ctx, cfg.inboxSize, cfg.inboxWait)
+	t.inbox = newInbox(t.ctx, cfg.inboxSize, cfg.inboxBytes, cfg.inboxWait)
 	t.inbox.start, t.inbox.onWait = t.wg.Go, cfg.hooks.inboxWait
 	t.inbox.dropped, t.inbox.waits = &t.stats.dropped, &t.stats.inboxWaits
 	if !cfg.noPoller {
@@ -1039,6 +1083,7 @@ type writer struct {
 	mu        sync.Mutex
 	queue     [][]byte      // chunks of queued frames, with headers
 	queued    int           // frames in queue, at most t.cfg.queueSize
+	qbytes    int           // bytes in queue, headers included: at most t.cfg.queueBytes, or one frame
 	running   bool          // a goroutine runs run; set by enqueue, cleared by run
 	waiting   bool          // run waits for a frame on wake (see WithWriterWait)
 	wake      chan struct{} // enqueue's signal to a waiting run, capacity 1
@@ -1080,14 +1125,14 @@ func freeChunks(q [][]byte) {
 // (read or write) and has checked that t is not closed, which keeps the
 // writer in the map and orders the start before Close waits for writers.
 func (w *writer) enqueue(frame []byte) {
+	need := headerLen + len(frame)
 	w.mu.Lock()
-	if w.queued >= w.t.cfg.queueSize {
+	if w.queued >= w.t.cfg.queueSize || (w.queued > 0 && w.qbytes+need > w.t.cfg.queueBytes) {
 		w.mu.Unlock()
 		w.t.stats.dropped.Add(1)
 		w.t.log.LogAttrs(w.t.ctx, slog.LevelDebug, "transport: send queue full; frame dropped", slog.String("to", w.addr))
 		return
 	}
-	need := headerLen + len(frame)
 	last := len(w.queue) - 1
 	switch {
 	case last >= 0 && cap(w.queue[last])-len(w.queue[last]) >= need:
@@ -1098,6 +1143,7 @@ func (w *writer) enqueue(frame []byte) {
 		w.queue = append(w.queue, appendFrame(make([]byte, 0, need), frame))
 	}
 	w.queued++
+	w.qbytes += need
 	start := !w.running
 	w.running = true
 	wake := w.waiting
@@ -1165,7 +1211,7 @@ func (w *writer) retire() {
 	w.mu.Lock()
 	t.stats.dropped.Add(uint64(w.queued))
 	freeChunks(w.queue)
-	w.queue, w.queued = nil, 0
+	w.queue, w.queued, w.qbytes = nil, 0, 0
 	w.running = false
 	if t.writers[w.addr] == w {
 		delete(t.writers, w.addr)
@@ -1319,7 +1365,7 @@ func (w *writer) run() {
 			return
 		}
 		b := batch{chunks: w.queue, frames: w.queued}
-		w.queue, w.queued = spare[:0], 0
+		w.queue, w.queued, w.qbytes = spare[:0], 0, 0
 		w.mu.Unlock()
 
 		var ok bool

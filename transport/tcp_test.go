@@ -307,6 +307,8 @@ func TestListenTCPAddresses(t *testing.T) {
 		"max frame 0":         transport.WithMaxFrameSize(0),
 		"max frame 2GiB":      transport.WithMaxFrameSize(1 << 31),
 		"queue 0":             transport.WithQueueSize(0),
+		"queue bytes 0":       transport.WithQueueBytes(0),
+		"inbox bytes 0":       transport.WithInboxBytes(0),
 		"inbox 0":             transport.WithInboxSize(0),
 		"dial timeout 0":      transport.WithDialTimeout(0),
 		"handshake timeout 0": transport.WithHandshakeTimeout(-time.Second),
@@ -506,6 +508,53 @@ func TestTCPQueueFullDrops(t *testing.T) {
 	}
 }
 
+// TestTCPQueueBytesDrops checks the byte bound on a send queue: a frame
+// that would take the queue past it is dropped while smaller ones still
+// fit, and an empty queue takes a frame larger than the bound.
+func TestTCPQueueBytesDrops(t *testing.T) {
+	dialing, release := make(chan struct{}, 1), make(chan struct{})
+	// Each frame costs its length plus a 4-byte header: two of 100 bytes
+	// fit in 215, a third does not, one of 1 still does.
+	a := listen(t, transport.WithQueueBytes(215), transport.WithHooks(transport.Hooks{
+		BeforeDial: func(string) { dialing <- struct{}{}; <-release },
+	}))
+	b := listen(t)
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+
+	send := func(p []byte) {
+		if err := a.Send(context.Background(), b.Addr(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	big := bytes.Repeat([]byte("x"), 500) // larger than the bound
+	frame := func(c byte) []byte { return bytes.Repeat([]byte{c}, 100) }
+	send(big)
+	wait(t, dialing, "writer to dial") // the writer holds big; the queue is empty
+	send(frame('a'))
+	send(frame('b'))
+	send(frame('c')) // 312 bytes: dropped
+	send([]byte("d"))
+	if d := a.Stats().Dropped; d != 1 {
+		t.Errorf("Dropped = %d, want 1", d)
+	}
+	unblock()
+	for _, want := range [][]byte{big, frame('a'), frame('b'), []byte("d")} {
+		if p := recvOne(t, b); !bytes.Equal(p.Payload, want) {
+			t.Fatalf("got %d bytes %.8q, want %d bytes %.8q", len(p.Payload), p.Payload, len(want), want)
+		}
+	}
+	// The queue was emptied: a frame larger than the bound goes again.
+	send(big)
+	if p := recvOne(t, b); !bytes.Equal(p.Payload, big) {
+		t.Fatalf("got %d bytes, want the %d-byte frame", len(p.Payload), len(big))
+	}
+	if d := a.Stats().Dropped; d != 1 {
+		t.Errorf("Dropped = %d after the queue emptied, want 1", d)
+	}
+}
+
 func TestTCPBurstIsCoalesced(t *testing.T) {
 	release := make(chan struct{})
 	batches := make(chan int, 1000)
@@ -690,6 +739,71 @@ func TestTCPInboxWaitNoWait(t *testing.T) {
 	})
 	if st.InboxWaits != 0 {
 		t.Errorf("InboxWaits = %d, want 0", st.InboxWaits)
+	}
+}
+
+// TestTCPInboxBytes: the inbox's queue also holds at most WithInboxBytes
+// of payload. With no wait, a frame that would pass the bound is dropped
+// while a smaller one after it still fits; the channel's frames do not
+// count.
+func TestTCPInboxBytes(t *testing.T) {
+	const size = 16 + 8 // 16 in the channel, 8 queued
+	b := listen(t, transport.WithInboxSize(size), transport.WithInboxBytes(250), transport.WithInboxWait(0))
+	c := rawDial(t, b.Addr())
+	big := func(c byte) []byte { return bytes.Repeat([]byte{c}, 100) }
+	frames := helloFrames("127.0.0.1:1", 0, 16) // these fill the channel
+	for _, p := range [][]byte{big('a'), big('b'), big('c'), []byte("d")} {
+		frames = append(frames, transport.Frame(p)...)
+	}
+	write(t, c, frames)
+	st := pollStats(t, b, "the frames to be read", func(st transport.TCPStats) bool { return st.FramesReceived == 20 })
+	if st.Dropped != 1 {
+		t.Errorf("Dropped = %d, want 1: only the frame that would take the queue to 300 bytes", st.Dropped)
+	}
+	for i := range 16 {
+		if p := recvOne(t, b); string(p.Payload) != fmt.Sprintf("f%04d", i) {
+			t.Fatalf("frame %d = %q", i, p.Payload)
+		}
+	}
+	for _, want := range [][]byte{big('a'), big('b'), []byte("d")} {
+		if p := recvOne(t, b); !bytes.Equal(p.Payload, want) {
+			t.Fatalf("got %.8q (%d bytes), want %.8q (%d bytes)", p.Payload, len(p.Payload), want, len(want))
+		}
+	}
+}
+
+// TestTCPInboxBytesWait: a frame that finds the queue full by bytes waits
+// for room like one that finds it full by frames, and is admitted only
+// once enough bytes have been delivered: here after both frames ahead of
+// it, since one delivery frees too little. Nothing is dropped and order
+// is kept.
+func TestTCPInboxBytesWait(t *testing.T) {
+	const size = 16 + 8
+	waiting, hook := inboxWaits()
+	b := listen(t, transport.WithInboxSize(size), transport.WithInboxBytes(250), transport.WithInboxWait(time.Hour), hook)
+	c := rawDial(t, b.Addr())
+	fill := func(c byte, n int) []byte { return bytes.Repeat([]byte{c}, n) }
+	frames := helloFrames("127.0.0.1:1", 0, 16)
+	for _, p := range [][]byte{fill('a', 100), fill('b', 100), fill('w', 200), []byte("z")} {
+		frames = append(frames, transport.Frame(p)...)
+	}
+	write(t, c, frames)
+	wait(t, waiting, "the 200-byte frame to wait for room")
+	if st := b.Stats(); st.FramesReceived != 19 || st.Dropped != 0 {
+		t.Fatalf("stats with the queue full by bytes = %+v, want 19 frames received (the last waiting) and none dropped", st)
+	}
+	for i := range 16 {
+		if p := recvOne(t, b); string(p.Payload) != fmt.Sprintf("f%04d", i) {
+			t.Fatalf("frame %d = %q", i, p.Payload)
+		}
+	}
+	for _, want := range [][]byte{fill('a', 100), fill('b', 100), fill('w', 200), []byte("z")} {
+		if p := recvOne(t, b); !bytes.Equal(p.Payload, want) {
+			t.Fatalf("got %.8q (%d bytes), want %.8q (%d bytes)", p.Payload, len(p.Payload), want, len(want))
+		}
+	}
+	if st := b.Stats(); st.Dropped != 0 || st.InboxWaits != 1 {
+		t.Errorf("stats = %+v, want one wait and no drops", st)
 	}
 }
 
