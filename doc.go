@@ -88,7 +88,11 @@
 // with the average stack seen at its last collection, often 4 KiB or more
 // while a busy process starts them; a program that hosts many nodes can
 // run with GODEBUG=adaptivestackstart=0 to start them at 2 KiB (the
-// README's performance section has the figures).
+// README's performance section has the figures). Under load, what a TCP
+// transport buffers is bounded in frames and in bytes: each destination's
+// send queue holds at most 4096 frames or 4 MiB ([transport.WithQueueSize],
+// [transport.WithQueueBytes]), and the inbox 4096 frames or 64 MiB
+// ([transport.WithInboxSize], [transport.WithInboxBytes]).
 //
 // # Wire compatibility
 //
