@@ -115,7 +115,8 @@ func WithQueueSize(n int) TCPOption {
 // queue kept per destination (default 4 MiB, at least 1). It goes with
 // [WithQueueSize]: a frame is dropped, and counted in [TCPStats.Dropped],
 // when either bound would be passed, except that an empty queue takes any
-// frame Send accepts. The frame bound alone lets a destination that has
+// frame Send accepts. Like the frame bound, it counts the frames waiting,
+// not the batch the writer has taken and is writing. The frame bound alone lets a destination that has
 // stopped reading hold its queue size times the largest frame: 4 GiB at
 // the defaults, 256 MiB with gossip's largest messages. The load
 // generator's 4096 queued gossip frames of a 256-byte message take
