@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 )
@@ -88,6 +89,11 @@ const quietWaits = 2
 // when a quiet connection has no new frame yet. Nothing was read.
 var errWouldBlock = errors.New("transport: no frame yet")
 
+// maxUpfront is the most that next allocates for a frame before its
+// bytes arrive; a larger frame's buffer grows as they do (see nextLarge).
+// A variable only so that tests can lower it.
+var maxUpfront uint32 = 64 << 10
+
 // next reads one frame and returns its payload, which the caller owns.
 // The length is checked against limit before anything is allocated. A
 // clean end of stream before a header returns io.EOF; an end inside a
@@ -106,19 +112,58 @@ func (fr *frameReader) next(limit int) ([]byte, error) {
 	if limit < 0 || uint64(n) > uint64(limit) {
 		return nil, errTooLarge(n, limit)
 	}
+	if n > maxUpfront {
+		return fr.nextLarge(int(n))
+	}
 	p := make([]byte, n)
 	k := fr.take(p)
 	for k < len(p) {
 		m, err := fr.fill(p[k:])
 		k += m
 		if err != nil && k < len(p) {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, err
+			return nil, errInFrame(err)
 		}
 	}
 	return p, nil
+}
+
+// nextLarge reads the payload of a frame of n bytes, over maxUpfront,
+// into a buffer that starts at maxUpfront and doubles, up to n, each time
+// it fills. A peer that announces a large frame and then sends it slowly,
+// or never, thus makes the reader hold at most about twice what it has
+// sent, not the announced length: with the default 1 MiB limit and 1024
+// connections, a gigabyte for a few bytes sent on each. It is out of
+// next to keep next's frame small.
+//
+//go:noinline
+func (fr *frameReader) nextLarge(n int) ([]byte, error) {
+	p := make([]byte, maxUpfront)
+	k := fr.take(p)
+	for k < n {
+		if k == len(p) {
+			grow := min(n-k, k)
+			p = slices.Grow(p, grow)[:k+grow]
+			// What was read ahead past the full buffer comes first;
+			// fill may run only once nothing is buffered.
+			k += fr.take(p[k:])
+			continue
+		}
+		m, err := fr.fill(p[k:])
+		k += m
+		if err != nil && k < n {
+			return nil, errInFrame(err)
+		}
+	}
+	return p, nil
+}
+
+// errInFrame is the error of a read that ended inside a frame: an end of
+// stream there is unexpected.
+func errInFrame(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // errTooLarge is out of line to keep next's frame small.

@@ -2,8 +2,10 @@ package transport
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -63,6 +65,12 @@ func FuzzFrameReader(f *testing.F) {
 	f.Add(append(stream([]byte("ok")), 0, 0, 0, 10, 'a'), []byte{})
 	f.Add([]byte{0, 0}, []byte{1})
 	f.Add([]byte{}, []byte{})
+	f.Add(stream(bytes.Repeat([]byte("y"), 40), []byte("z")), []byte{7, 1, 30})
+	// Frames over 8 bytes take the path of frames over maxUpfront, whose
+	// buffer grows as the bytes come.
+	old := maxUpfront
+	maxUpfront = 8
+	f.Cleanup(func() { maxUpfront = old })
 	f.Fuzz(func(t *testing.T, data, sizes []byte) {
 		chunks := make([]int, len(sizes))
 		for i, s := range sizes {
@@ -93,6 +101,41 @@ func FuzzFrameReader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFrameReaderLargeFrameGrows checks that a frame announced large is
+// not allocated whole before its bytes come: a peer that announces 1 MiB
+// and sends 10 bytes makes the reader allocate maxUpfront, not 1 MiB. A
+// frame that does come whole, in reads of odd sizes, is read intact.
+func TestFrameReaderLargeFrameGrows(t *testing.T) {
+	const announced, rounds = 1 << 20, 20
+	stub := binary.BigEndian.AppendUint32(nil, announced)
+	stub = append(stub, "0123456789"...)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range rounds {
+		fr := &frameReader{src: &chunkReader{data: stub}}
+		if _, err := fr.next(announced); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("next() error %v, want io.ErrUnexpectedEOF", err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	// Without the growth each round allocates the announced 1 MiB.
+	if per := (after.TotalAlloc - before.TotalAlloc) / rounds; per > announced/4 {
+		t.Errorf("a truncated 1 MiB frame allocated %d bytes a round, want about %d", per, maxUpfront)
+	}
+
+	for _, n := range []int{int(maxUpfront) + 1, 3*int(maxUpfront) + 7, announced} {
+		want := make([]byte, n)
+		for i := range want {
+			want[i] = byte(i * 7)
+		}
+		fr := &frameReader{src: &chunkReader{data: appendFrame(nil, want), sizes: []int{headerLen, 1000, readBufSize + 3, 1}}}
+		got, err := fr.next(announced)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("frame of %d bytes: next() = %d bytes, %v; want it intact", n, len(got), err)
+		}
+	}
 }
 
 // chunkAhead is a frameReader.ahead over fr's chunkReader: it borrows a
