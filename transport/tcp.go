@@ -116,11 +116,11 @@ func WithQueueSize(n int) TCPOption {
 // [WithQueueSize]: a frame is dropped, and counted in [TCPStats.Dropped],
 // when either bound would be passed, except that an empty queue takes any
 // frame Send accepts. Like the frame bound, it counts the frames waiting,
-// not the batch the writer has taken and is writing. The frame bound alone lets a destination that has
-// stopped reading hold its queue size times the largest frame: 4 GiB at
-// the defaults, 256 MiB with gossip's largest messages. The load
-// generator's 4096 queued gossip frames of a 256-byte message take
-// 1.3 MB, so the byte bound does not bite there.
+// not the batch the writer has taken and is writing. The frame bound
+// alone lets a destination that has stopped reading hold its queue size
+// times the largest frame: 4 GiB at the defaults, 256 MiB with gossip's
+// largest messages. The load generator's 4096 queued gossip frames of a
+// 256-byte message take 1.3 MB, so the byte bound does not bite there.
 func WithQueueBytes(n int) TCPOption {
 	return func(c *tcpConfig) error {
 		if n < 1 {
