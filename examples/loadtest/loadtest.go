@@ -37,7 +37,11 @@ type config struct {
 	SlowLog   io.Writer     `json:"-"`
 	QueueSize int           `json:"tcp_queue"`
 	InboxSize int           `json:"tcp_inbox"`
-	RandSeed  uint64        `json:"rand_seed"`
+	// QueueBytes and InboxBytes are the transport's byte bounds
+	// (transport.WithQueueBytes, WithInboxBytes).
+	QueueBytes int    `json:"tcp_queue_bytes"`
+	InboxBytes int    `json:"tcp_inbox_bytes"`
+	RandSeed   uint64 `json:"rand_seed"`
 	// LazyFlush > 0 turns on gossip.WithLazyPush(LazyFlush, LazyGraft);
 	// 0 floods.
 	LazyFlush time.Duration `json:"lazy_flush_ns"`
@@ -66,7 +70,7 @@ func defaultConfig() config {
 		Peers: 50, Seeds: 3, Messages: 1000, Size: 256, Rate: 500,
 		MinDegree: gossip.DefaultMinDegree, MaxDegree: 8, Exponent: gossip.DefaultDegreeExponent,
 		Stagger: 10 * time.Millisecond, Drain: 10 * time.Second, Timeout: 60 * time.Second,
-		QueueSize: 4096, InboxSize: 4096, RandSeed: 1, LazyGraft: time.Second, EagerLinks: gossip.DefaultEagerLinks, Signatures: true, PoW: gossip.DefaultPoWDifficulty,
+		QueueSize: 4096, InboxSize: 4096, QueueBytes: 4 << 20, InboxBytes: 64 << 20, RandSeed: 1, LazyGraft: time.Second, EagerLinks: gossip.DefaultEagerLinks, Signatures: true, PoW: gossip.DefaultPoWDifficulty,
 	}
 }
 
@@ -284,6 +288,8 @@ func (r *runner) start() error {
 		transport.WithLogger(cfg.Logger),
 		transport.WithQueueSize(cfg.QueueSize),
 		transport.WithInboxSize(cfg.InboxSize),
+		transport.WithQueueBytes(cfg.QueueBytes),
+		transport.WithInboxBytes(cfg.InboxBytes),
 		// Every node connects from 127.0.0.1: lift the per-IP cap on
 		// inbound connections (a DoS defence).
 		transport.WithMaxConnsPerIP(1 << 20),

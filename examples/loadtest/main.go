@@ -48,6 +48,8 @@ func main() {
 	flag.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "bound on the whole run")
 	flag.IntVar(&cfg.QueueSize, "queue", cfg.QueueSize, "transport.WithQueueSize (frames per destination)")
 	flag.IntVar(&cfg.InboxSize, "inbox", cfg.InboxSize, "transport.WithInboxSize")
+	flag.IntVar(&cfg.QueueBytes, "queue-bytes", cfg.QueueBytes, "transport.WithQueueBytes (bytes per destination)")
+	flag.IntVar(&cfg.InboxBytes, "inbox-bytes", cfg.InboxBytes, "transport.WithInboxBytes")
 	flag.Uint64Var(&cfg.RandSeed, "seed", cfg.RandSeed, "random seed of the nodes")
 	flag.IntVar(&cfg.PoW, "pow", cfg.PoW, "gossip.WithProofOfWork difficulty of registration (0: off)")
 	flag.BoolVar(&cfg.Signatures, "signatures", cfg.Signatures, "gossip.WithSignatures: sign and verify every message")
