@@ -477,30 +477,48 @@ func TestTCPStats(t *testing.T) {
 	}
 }
 
-func TestTCPQueueFullDrops(t *testing.T) {
-	dialing, release := make(chan struct{}, 1), make(chan struct{})
-	a := listen(t, transport.WithQueueSize(1), transport.WithHooks(transport.Hooks{
-		BeforeDial: func(string) { dialing <- struct{}{}; <-release },
-	}))
-	b := listen(t)
-	var once sync.Once
-	unblock := func() { once.Do(func() { close(release) }) }
-	t.Cleanup(unblock)
+// stalledSender is a transport, with opts, whose writer to the second
+// transport it returns stalls in its dial until unblock is called (or the
+// test ends), so that frames sent meanwhile wait in the queue. dialing
+// receives once the writer has taken its first batch and is dialling.
+type stalledSender struct {
+	a, b    *transport.TCP
+	dialing chan struct{}
+	unblock func()
+}
 
-	send := func(s string) {
-		if err := a.Send(context.Background(), b.Addr(), []byte(s)); err != nil {
-			t.Fatal(err)
-		}
+func newStalledSender(t *testing.T, opts ...transport.TCPOption) *stalledSender {
+	t.Helper()
+	dialing, release := make(chan struct{}, 1), make(chan struct{})
+	a := listen(t, append(opts, transport.WithHooks(transport.Hooks{
+		BeforeDial: func(string) { dialing <- struct{}{}; <-release },
+	}))...)
+	var once sync.Once
+	s := &stalledSender{a: a, b: listen(t), dialing: dialing, unblock: func() { once.Do(func() { close(release) }) }}
+	t.Cleanup(s.unblock)
+	return s
+}
+
+func (s *stalledSender) send(t *testing.T, p []byte) {
+	t.Helper()
+	if err := s.a.Send(context.Background(), s.b.Addr(), p); err != nil {
+		t.Fatal(err)
 	}
+}
+
+func TestTCPQueueFullDrops(t *testing.T) {
+	s := newStalledSender(t, transport.WithQueueSize(1))
+	a, b := s.a, s.b
+	send := func(p string) { s.send(t, []byte(p)) }
 	send("1")
-	wait(t, dialing, "writer to dial") // the writer holds frame 1
-	send("2")                          // fills the queue of one
-	send("3")                          // dropped
-	send("4")                          // dropped
+	wait(t, s.dialing, "writer to dial") // the writer holds frame 1
+	send("2")                            // fills the queue of one
+	send("3")                            // dropped
+	send("4")                            // dropped
 	if d := a.Stats().Dropped; d != 2 {
 		t.Errorf("Dropped = %d, want 2", d)
 	}
-	unblock()
+	s.unblock()
 	for _, want := range []string{"1", "2"} {
 		if p := recvOne(t, b); string(p.Payload) != want {
 			t.Fatalf("got %q, want %q", p.Payload, want)
@@ -512,26 +530,15 @@ func TestTCPQueueFullDrops(t *testing.T) {
 // that would take the queue past it is dropped while smaller ones still
 // fit, and an empty queue takes a frame larger than the bound.
 func TestTCPQueueBytesDrops(t *testing.T) {
-	dialing, release := make(chan struct{}, 1), make(chan struct{})
 	// Each frame costs its length plus a 4-byte header: two of 100 bytes
 	// fit in 215, a third does not, one of 1 still does.
-	a := listen(t, transport.WithQueueBytes(215), transport.WithHooks(transport.Hooks{
-		BeforeDial: func(string) { dialing <- struct{}{}; <-release },
-	}))
-	b := listen(t)
-	var once sync.Once
-	unblock := func() { once.Do(func() { close(release) }) }
-	t.Cleanup(unblock)
-
-	send := func(p []byte) {
-		if err := a.Send(context.Background(), b.Addr(), p); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s := newStalledSender(t, transport.WithQueueBytes(215))
+	a, b := s.a, s.b
+	send := func(p []byte) { s.send(t, p) }
 	big := bytes.Repeat([]byte("x"), 500) // larger than the bound
 	frame := func(c byte) []byte { return bytes.Repeat([]byte{c}, 100) }
 	send(big)
-	wait(t, dialing, "writer to dial") // the writer holds big; the queue is empty
+	wait(t, s.dialing, "writer to dial") // the writer holds big; the queue is empty
 	send(frame('a'))
 	send(frame('b'))
 	send(frame('c')) // 312 bytes: dropped
@@ -539,7 +546,7 @@ func TestTCPQueueBytesDrops(t *testing.T) {
 	if d := a.Stats().Dropped; d != 1 {
 		t.Errorf("Dropped = %d, want 1", d)
 	}
-	unblock()
+	s.unblock()
 	for _, want := range [][]byte{big, frame('a'), frame('b'), []byte("d")} {
 		if p := recvOne(t, b); !bytes.Equal(p.Payload, want) {
 			t.Fatalf("got %d bytes %.8q, want %d bytes %.8q", len(p.Payload), p.Payload, len(want), want)
