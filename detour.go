@@ -111,7 +111,7 @@ func (s *peerState) hold(id msgID, m *wireMsg, from string, skip []string, now t
 	s.held[id] = h
 	// Announced at once on the lazy links; the links that are lazy by the
 	// release and were not then are announced to then.
-	h.announced = s.pushTo(id, m, from, skip, true, 0, now)
+	h.announced = s.pushTo(id, m, from, skip, true, nil, now)
 	if s.heldDue.IsZero() || h.until.Before(s.heldDue) {
 		s.heldDue = h.until
 	}

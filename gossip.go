@@ -326,6 +326,7 @@ type config struct {
 	graftTimeout          time.Duration
 	eagerLinks            int
 	selfPruning           bool
+	relayWait             time.Duration
 }
 
 // Defaults. Each With* option documents the one it overrides.
@@ -980,6 +981,24 @@ func WithEagerLinks(k int) Option {
 func WithSelfPruning(on bool) Option {
 	return func(c *config) error {
 		c.selfPruning = on
+		return nil
+	}
+}
+
+// WithRelayWait makes a flooding peer wait d after the first copy of a
+// message before relaying it. The message is delivered at once; only the
+// relay waits. The relay then skips every neighbour that sent the peer a
+// copy meanwhile, and, with WithSelfPruning, every neighbour one of them
+// shares with the peer: copies that crossed a triangle a moment late are
+// not sent again. It costs d of latency per hop for fewer copies per
+// delivery, and like self-pruning loses no delivery while links hold.
+// Default 0: relay at once. At most 1s. It has no effect with lazy push.
+func WithRelayWait(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 || d > time.Second {
+			return fmt.Errorf("%w: relay wait must be in [0, 1s], got %v", ErrBadOption, d)
+		}
+		c.relayWait = d
 		return nil
 	}
 }

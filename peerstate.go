@@ -227,6 +227,11 @@ type peerState struct {
 	held     map[msgID]*heldFwd
 	heldDue  time.Time
 
+	// Waiting before relaying (WithRelayWait): the messages that wait,
+	// by ID and in order of release.
+	waiting map[msgID]*waitFwd
+	waitQ   []*waitFwd
+
 	nextGossip, nextLiveness, nextMaintain, nextRefresh time.Time
 	stopped                                             bool
 	view                                                atomic.Pointer[[]string] // neighbours, for Peer.Neighbors
@@ -1049,6 +1054,9 @@ func (s *peerState) onGossip(from string, m *wireMsg, now time.Time) {
 	id := m.id()
 	if s.seen.contains(id) {
 		s.ctr.duplicates.Add(1)
+		if s.waiting != nil {
+			s.waitedCopy(id, from, m.NV)
+		}
 		if s.cfg.lazy {
 			s.heldCopy(id, from, m.Hops+1, now)
 			s.pruneRedundant(id, from, m.Origin, nb, m.Hops+1, now)
@@ -1107,7 +1115,9 @@ func (s *peerState) onGossip(from string, m *wireMsg, now time.Time) {
 		if s.cfg.lazy {
 			s.noteBest(m.Origin, m.Seq, hops)
 		}
-		s.push(id, fwd, from, announced, nv, now)
+		if !s.wait(id, fwd, from, nv, now) {
+			s.push(id, fwd, from, announced, nv, now)
+		}
 	}
 	s.cache.add(id, fwd, from, now)
 }
@@ -1201,7 +1211,8 @@ func (s *peerState) feedsOther(nb *neighbor, origin string, now time.Time) bool 
 //
 // A copy that came over a detour is held back first (see detour.go).
 func (s *peerState) push(id msgID, m *wireMsg, from string, skip []string, nv uint64, now time.Time) {
-	s.pushTo(id, m, from, skip, false, nv, now)
+	first := [1]relayCopy{{from, nv}}
+	s.pushTo(id, m, from, skip, false, first[:], now)
 }
 
 // pushTo is push; with lazyOnly it only announces, on the lazy links, and
@@ -1219,22 +1230,35 @@ func (s *peerState) push(id msgID, m *wireMsg, from string, skip []string, nv ui
 // the list it was sent under, so that c_j judges by c_(j-1)'s links as
 // they were when it sent m, or not at all; B's word is needed too, for a
 // link B dropped and c_(j-1) has not yet heard of.
-func (s *peerState) pushTo(id msgID, m *wireMsg, from string, skip []string, lazyOnly bool, nv uint64, now time.Time) (announced []string) {
-	var sender *neighbor // self-pruning: the neighbour that forwarded m
+func (s *peerState) pushTo(id msgID, m *wireMsg, from string, skip []string, lazyOnly bool, copies []relayCopy, now time.Time) (announced []string) {
+	// Self-pruning: the neighbours that sent m under the list of theirs
+	// this peer holds.
+	var buf [4]relayCopy
+	senders := buf[:0]
 	if s.selfPruning() {
 		m.NV = s.listVersion
-		if nb := s.nbrs[from]; nb != nil && nv != 0 && nv == nb.claimsVersion {
-			sender = nb
+		for _, c := range copies {
+			if nb := s.nbrs[c.from]; nb != nil && c.nv != 0 && c.nv == nb.claimsVersion {
+				senders = append(senders, c)
+			}
 		}
 	}
+next:
 	for _, a := range s.neighborsSorted() {
 		if a == from || a == m.Origin || slices.Contains(skip, a) {
 			continue
 		}
 		nb := s.nbrs[a]
-		if sender != nil && linked(sender, a) && linked(nb, from) {
-			s.ctr.pruned.Add(1)
-			continue
+		for _, c := range copies {
+			if c.from == a {
+				continue next // it has m
+			}
+		}
+		for _, c := range senders {
+			if linked(s.nbrs[c.from], a) && linked(nb, c.from) {
+				s.ctr.pruned.Add(1)
+				continue next
+			}
 		}
 		if lazyOnly {
 			if !s.cfg.lazy || !nb.lazy {
@@ -1703,6 +1727,7 @@ func (s *peerState) tick(now time.Time) {
 	s.tickRegistration(now)
 	s.tickMissing(now)
 	s.tickHeld(now)
+	s.tickWaiting(now)
 	if s.cfg.joinTimeout > 0 && !s.joined && !now.Before(s.started.Add(s.cfg.joinTimeout)) {
 		var failed []string
 		for _, a := range s.seeds {
@@ -2040,6 +2065,7 @@ func (s *peerState) next() time.Time {
 	earliest(s.nextFlush)
 	earliest(s.missingDue)
 	earliest(s.heldDue)
+	earliest(s.waitDue())
 	earliest(s.retryAt)
 	for _, l := range s.links {
 		if l.state == seedPending {

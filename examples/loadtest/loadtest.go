@@ -50,6 +50,8 @@ type config struct {
 	EagerLinks int `json:"eager_links"`
 	// SelfPrune is gossip.WithSelfPruning, with flooding.
 	SelfPrune bool `json:"self_prune"`
+	// RelayWait is gossip.WithRelayWait, with flooding (0: relay at once).
+	RelayWait time.Duration `json:"relay_wait_ns"`
 	// Signatures is gossip.WithSignatures (the library's default is on).
 	Signatures bool `json:"signatures"`
 	// PoW is gossip.WithProofOfWork: the registration puzzle's difficulty
@@ -332,6 +334,9 @@ func (r *runner) start() error {
 	}
 	if cfg.SelfPrune {
 		common = append(common, gossip.WithSelfPruning(true))
+	}
+	if cfg.RelayWait > 0 {
+		common = append(common, gossip.WithRelayWait(cfg.RelayWait))
 	}
 	for i, tr := range seedTrs {
 		s, err := gossip.NewSeed(tr, seeds, append(common, gossip.WithRandSeed(cfg.RandSeed+uint64(i)))...)

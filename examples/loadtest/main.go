@@ -57,6 +57,7 @@ func main() {
 	flag.DurationVar(&cfg.LazyGraft, "lazy-graft", cfg.LazyGraft, "gossip.WithLazyPush graft timeout")
 	flag.IntVar(&cfg.EagerLinks, "eager-links", cfg.EagerLinks, "gossip.WithEagerLinks: dialed links that start eager with lazy push (0: all)")
 	flag.BoolVar(&cfg.SelfPrune, "self-prune", cfg.SelfPrune, "gossip.WithSelfPruning: a flooding peer skips the neighbours it shares with the sender")
+	flag.DurationVar(&cfg.RelayWait, "relay-wait", cfg.RelayWait, "gossip.WithRelayWait: a flooding peer waits this long before relaying, and skips the neighbours that sent it a copy meanwhile (0: relay at once)")
 	flag.DurationVar(&cfg.Slow, "slow", 0, "log every delivery slower than this to stderr (0: none)")
 	cfg.SlowLog = os.Stderr
 	verbose := flag.Bool("v", false, "log warnings to stderr")

@@ -50,6 +50,7 @@ var (
 	flagGraft    = flag.Duration("lazy-graft", time.Second, "gossip.WithLazyPush graft timeout")
 	flagEager    = flag.Int("eager-links", gossip.DefaultEagerLinks, "gossip.WithEagerLinks: dialed links that start eager with lazy push (0: all)")
 	flagPrune    = flag.Bool("self-prune", false, "gossip.WithSelfPruning: a flooding peer skips the neighbours it shares with the sender")
+	flagWait     = flag.Duration("relay-wait", 0, "gossip.WithRelayWait: a flooding peer waits this long before relaying (0: at once)")
 	flagPoW      = flag.Int("pow", 0, "gossip.WithProofOfWork difficulty at the seeds, 0 (off) to 24; the library's default is 19. Puzzles burn real CPU, not virtual time, and the seeds add a bit per doubling of the join rate above 100 a minute (about 6 at the default -stagger)")
 	flagSigs     = flag.Bool("signatures", true, "gossip.WithSignatures: sign and verify every message")
 	flagSilence  = flag.Duration("silence-window", gossip.DefaultSilenceWindow, "gossip.WithSilenceCheck window (0: no silent-neighbour check)")
@@ -87,6 +88,7 @@ type params struct {
 	GraftMS     float64 `json:"lazy_graft_ms"`
 	EagerLinks  int     `json:"eager_links"`
 	SelfPrune   bool    `json:"self_prune"`
+	RelayWaitMS float64 `json:"relay_wait_ms"` // 0: relay at once
 	lazy, graft time.Duration
 	latency     time.Duration
 	jitter      time.Duration
@@ -112,7 +114,7 @@ func paramsFromFlags() params {
 		MinDegree: *flagMinDeg, MaxDegree: *flagMaxDeg, Exponent: *flagExponent,
 		Inbox: *flagInbox, Rand: *flagRand,
 		PoW: *flagPoW, Signatures: *flagSigs, SilenceS: flagSilence.Seconds(), SilenceMin: *flagSilMin,
-		LazyMS: ms(*flagLazy), GraftMS: ms(*flagGraft), EagerLinks: *flagEager, SelfPrune: *flagPrune, lazy: *flagLazy, graft: *flagGraft,
+		LazyMS: ms(*flagLazy), GraftMS: ms(*flagGraft), EagerLinks: *flagEager, SelfPrune: *flagPrune, RelayWaitMS: ms(*flagWait), lazy: *flagLazy, graft: *flagGraft,
 		latency: *flagLatency, jitter: *flagJitter, interval: *flagInterval,
 		stagger: *flagStagger, settle: *flagSettle, spread: *flagSpread,
 	}
@@ -542,6 +544,9 @@ func TestSim(t *testing.T) {
 	} else if p.SelfPrune {
 		mode = "flooding with self-pruning"
 	}
+	if p.lazy == 0 && p.RelayWaitMS > 0 {
+		mode += fmt.Sprintf(", relay wait %gms", p.RelayWaitMS)
+	}
 	t.Logf("n=%d seeds=%d loss=%.3g %s, signatures=%v, proof of work %d, silence check %gs/%d", p.N, p.Seeds, p.Loss, mode, p.Signatures, p.PoW, p.SilenceS, p.SilenceMin)
 	t.Logf("overlay: connected=%v; degree mean %.2f median %d min %d max %d (fitted exponent %.2f); %d mutual and %d one-sided links; mean %.2f after the workload",
 		rep.Connected, rep.MeanDegree, rep.MedianDegree, rep.MinDegreeSeen, rep.MaxDegreeSeen, rep.FittedExponent,
@@ -684,6 +689,9 @@ func simulate(t *testing.T, p params, clock *wallClock) report {
 	}
 	if p.SelfPrune {
 		opts = append(opts, gossip.WithSelfPruning(true))
+	}
+	if p.RelayWaitMS > 0 {
+		opts = append(opts, gossip.WithRelayWait(time.Duration(p.RelayWaitMS*float64(time.Millisecond))))
 	}
 	if rate := int(2 * time.Second / max(p.interval, time.Microsecond)); rate > gossip.DefaultOriginRate {
 		// Short intervals are a load test: the origins send faster than
