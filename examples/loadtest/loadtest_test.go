@@ -13,13 +13,16 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // TestLoadSmoke runs a small load test over real TCP: every message must
 // reach every peer, and every goroutine must be gone afterwards (TestMain).
 func TestLoadSmoke(t *testing.T) {
-	for _, prune := range []bool{false, true} {
-		t.Run(fmt.Sprintf("self-prune=%v", prune), func(t *testing.T) {
+	for _, tc := range []struct {
+		prune bool
+		wait  time.Duration
+	}{{false, 0}, {true, 0}, {true, 500 * time.Microsecond}} {
+		t.Run(fmt.Sprintf("self-prune=%v/relay-wait=%v", tc.prune, tc.wait), func(t *testing.T) {
 			cfg := defaultConfig()
 			cfg.Peers, cfg.Messages, cfg.Rate = 8, 50, 500
 			cfg.Timeout = 30 * time.Second
 			cfg.PoW = 8 // the real registration puzzle, made cheap for -race
-			cfg.SelfPrune = prune
+			cfg.SelfPrune, cfg.RelayWait = tc.prune, tc.wait
 			res, err := run(t.Context(), cfg)
 			if err != nil {
 				t.Fatalf("run: %v (result %+v)", err, res)
