@@ -1230,16 +1230,26 @@ func (s *peerState) push(id msgID, m *wireMsg, from string, skip []string, nv ui
 // the list it was sent under, so that c_j judges by c_(j-1)'s links as
 // they were when it sent m, or not at all; B's word is needed too, for a
 // link B dropped and c_(j-1) has not yet heard of.
+//
+// copies are the copies of m this peer got before relaying it, each with
+// its sender and the list number it came under, the first copy's first
+// (more than one only with WithRelayWait: see relaywait.go, which argues
+// the same for all of them). None of their senders is sent m, and with
+// self-pruning each prunes as the first did above.
 func (s *peerState) pushTo(id msgID, m *wireMsg, from string, skip []string, lazyOnly bool, copies []relayCopy, now time.Time) (announced []string) {
 	// Self-pruning: the neighbours that sent m under the list of theirs
 	// this peer holds.
-	var buf [4]relayCopy
+	type sender struct {
+		addr string
+		nb   *neighbor
+	}
+	var buf [4]sender
 	senders := buf[:0]
 	if s.selfPruning() {
 		m.NV = s.listVersion
 		for _, c := range copies {
 			if nb := s.nbrs[c.from]; nb != nil && c.nv != 0 && c.nv == nb.claimsVersion {
-				senders = append(senders, c)
+				senders = append(senders, sender{c.from, nb})
 			}
 		}
 	}
@@ -1255,7 +1265,7 @@ next:
 			}
 		}
 		for _, c := range senders {
-			if linked(s.nbrs[c.from], a) && linked(nb, c.from) {
+			if linked(c.nb, a) && linked(nb, c.addr) {
 				s.ctr.pruned.Add(1)
 				continue next
 			}
