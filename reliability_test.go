@@ -85,6 +85,14 @@ func TestChurnWithLoss(t *testing.T) { runChurn(t) }
 // every peer that stayed up.
 func TestChurnWithLossLazy(t *testing.T) { runChurn(t, WithLazyPush(50*time.Millisecond, time.Second)) }
 
+// TestChurnWithLossPruned is TestChurnWithLoss flooding with self-pruning
+// and a relay wait: with fewer copies to hide a loss, and neighbour lists
+// going stale at every crash, anti-entropy still brings every message to
+// every peer that stayed up.
+func TestChurnWithLossPruned(t *testing.T) {
+	runChurn(t, WithSelfPruning(true), WithRelayWait(5*time.Millisecond))
+}
+
 func runChurn(t *testing.T, opts ...Option) {
 	if testing.Short() {
 		t.Skip("long scenario")
