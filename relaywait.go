@@ -13,16 +13,16 @@ import "time"
 // came from, and, with self-pruning, every neighbour one of them shares
 // with this peer under the list that copy was sent with.
 //
-// No delivery is lost while links hold and frames are not lost. Say
-// neighbour B of this peer never gets message m. Of the peers that got m
+// No delivery is lost while links hold, frames are not lost and no copy
+// reaches the hop limit (WithMaxHops). Say a peer B never gets message m. Of the peers that got m
 // and had B in their neighbour list when they relayed it, take the one
 // that relayed first, Y (the origin relays as it sends). Y skips B only if
 // B sent Y a copy, so B has m, or if some A sent Y a copy before Y relayed
 // and A's list, as A relayed under it, holds B: then A relayed before Y,
 // with B in its list, and Y was not the first. So Y sends B m. And some
 // peer with B in its list gets m, or no neighbour of B ever does, which
-// in a connected overlay means nobody did. The argument in pushTo's
-// comment is this one with no wait.
+// in a connected overlay means nobody did. pushTo's comment argues the
+// case without a wait along the path m took instead.
 
 // maxWaiting bounds the messages waiting to be relayed at once; beyond
 // it a message is relayed as it comes.
